@@ -1,0 +1,225 @@
+//! Registration, profiles, password change and account deletion.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::{validate, Account, AccountError, PasswordHasher, PublicProfile, Role};
+use crate::error::FieldErrors;
+
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub display_name: Option<&'a str>,
+    pub role: Role,
+}
+
+/// A change to the profile: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub display_name: Option<Option<String>>,
+    pub bio: Option<Option<String>>,
+}
+
+fn push(errors: &mut FieldErrors, field: &str, message: String) {
+    errors.entry(field.to_owned()).or_default().push(message);
+}
+
+pub async fn register(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    new: NewAccount<'_>,
+) -> Result<Account, AccountError> {
+    let mut errors = FieldErrors::new();
+    let username = validate::username(new.username)
+        .map_err(|m| push(&mut errors, "username", m))
+        .ok();
+    let email = validate::email(new.email)
+        .map_err(|m| push(&mut errors, "email", m))
+        .ok();
+    let _ = validate::password(new.password).map_err(|m| push(&mut errors, "password", m));
+    let display_name = match new.display_name {
+        Some(raw) => validate::text_field(raw, validate::DISPLAY_NAME_MAX)
+            .map_err(|m| push(&mut errors, "display_name", m))
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let (Some(username), Some(email), true) = (username, email, errors.is_empty()) else {
+        return Err(AccountError::Invalid(errors));
+    };
+    let hash = hasher.hash(new.password).await?;
+    sqlx::query_as!(
+        Account,
+        r#"INSERT INTO users (username, email, password_hash, display_name, role)
+           VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, username, email AS "email!", display_name, bio, role AS "role: Role", created_at"#,
+        username,
+        email,
+        hash,
+        display_name,
+        new.role as Role,
+    )
+    .fetch_one(db)
+    .await
+    .map_err(AccountError::from_unique)
+}
+
+pub async fn account(db: &PgPool, user_id: i64) -> Result<Account, AccountError> {
+    sqlx::query_as!(
+        Account,
+        r#"SELECT id, username, email AS "email!", display_name, bio, role AS "role: Role", created_at
+           FROM users WHERE id = $1 AND status <> 'deleted'"#,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AccountError::NotFound("account"))
+}
+
+pub async fn public_profile(db: &PgPool, username: &str) -> Result<PublicProfile, AccountError> {
+    sqlx::query_as!(
+        PublicProfile,
+        r#"SELECT id, username, display_name, bio, role AS "role: Role", created_at
+           FROM users WHERE lower(username) = lower($1) AND status = 'active'"#,
+        username
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AccountError::NotFound("user"))
+}
+
+pub async fn update_profile(
+    db: &PgPool,
+    user_id: i64,
+    change: ProfileChange,
+) -> Result<Account, AccountError> {
+    let mut errors = FieldErrors::new();
+    let mut check =
+        |field: &str, value: Option<Option<String>>, max: usize| -> Option<Option<String>> {
+            match value {
+                Some(Some(raw)) => match validate::text_field(&raw, max) {
+                    Ok(v) => Some(v),
+                    Err(m) => {
+                        push(&mut errors, field, m);
+                        None
+                    }
+                },
+                other => other,
+            }
+        };
+    let display_name = check(
+        "display_name",
+        change.display_name,
+        validate::DISPLAY_NAME_MAX,
+    );
+    let bio = check("bio", change.bio, validate::BIO_MAX);
+    if !errors.is_empty() {
+        return Err(AccountError::Invalid(errors));
+    }
+    sqlx::query_as!(
+        Account,
+        r#"UPDATE users SET
+               display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
+               bio = CASE WHEN $4 THEN $5 ELSE bio END,
+               updated_at = now()
+           WHERE id = $1 AND status <> 'deleted'
+           RETURNING id, username, email AS "email!", display_name, bio, role AS "role: Role", created_at"#,
+        user_id,
+        display_name.is_some(),
+        display_name.flatten(),
+        bio.is_some(),
+        bio.flatten(),
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AccountError::NotFound("account"))
+}
+
+async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, AccountError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT password_hash FROM users WHERE id = $1 AND status <> 'deleted'",
+        user_id
+    )
+    .fetch_optional(db)
+    .await?
+    .flatten())
+}
+
+/// Changes the password, revokes every refresh token and every access token
+/// issued before now. Returns when the change happened.
+pub async fn change_password(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    user_id: i64,
+    current: &str,
+    new: &str,
+) -> Result<DateTime<Utc>, AccountError> {
+    validate::password(new).map_err(|m| {
+        let mut errors = FieldErrors::new();
+        push(&mut errors, "new_password", m);
+        AccountError::Invalid(errors)
+    })?;
+    let stored = password_hash(db, user_id).await?;
+    if !hasher.verify(current, stored.as_deref()).await? {
+        let mut errors = FieldErrors::new();
+        push(
+            &mut errors,
+            "current_password",
+            "the current password is incorrect".into(),
+        );
+        return Err(AccountError::Invalid(errors));
+    }
+    let hash = hasher.hash(new).await?;
+    let mut tx = db.begin().await?;
+    let changed_at = sqlx::query_scalar!(
+        "UPDATE users SET password_hash = $2, tokens_valid_after = now(), updated_at = now()
+         WHERE id = $1 RETURNING tokens_valid_after",
+        user_id,
+        hash
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(changed_at)
+}
+
+/// Erases the account's personal data and every credential, keeping only a
+/// tombstone row so that ids stay stable. One transaction.
+pub async fn delete_account(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    user_id: i64,
+    password: &str,
+) -> Result<(), AccountError> {
+    let stored = password_hash(db, user_id).await?;
+    if !hasher.verify(password, stored.as_deref()).await? {
+        return Err(AccountError::WrongPassword);
+    }
+    let mut tx = db.begin().await?;
+    // '~' cannot appear in a valid username, so the tombstone never collides.
+    sqlx::query!(
+        "UPDATE users SET username = '~deleted-' || id, email = NULL, password_hash = NULL,
+             display_name = NULL, bio = NULL, status = 'deleted',
+             tokens_valid_after = now(), updated_at = now()
+         WHERE id = $1",
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM refresh_tokens WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM api_keys WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! The one place where errors become HTTP: every 4xx and 5xx leaves as an
+//! RFC 9457 problem document (`application/problem+json`).
+
+use std::collections::BTreeMap;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::accounts::AccountError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Field name to the messages that explain what is wrong with it.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, stable for machines.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:rookery:problem:validation")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    pub status: u16,
+    /// What went wrong on this request, in words a person can act on.
+    pub detail: String,
+    /// Per-field messages, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FieldErrors>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{detail}")]
+    Validation { detail: String, errors: FieldErrors },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{detail}")]
+    Conflict { detail: String, errors: FieldErrors },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("too many attempts; retry in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// The detail is logged, never sent: it may hold internals.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+        Self::Validation {
+            detail: format!("{field}: the value is not acceptable"),
+            errors,
+        }
+    }
+
+    pub fn from_field_errors(errors: FieldErrors) -> Self {
+        let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+        Self::Validation {
+            detail: format!("invalid fields: {}", fields.join(", ")),
+            errors,
+        }
+    }
+
+    /// Maps a database error: an unreachable or saturated database is a 503, anything else a 500.
+    pub fn from_db(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => ("bad-request", "Bad request"),
+            Self::Validation { .. } => ("validation", "Validation failed"),
+            Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            Self::Conflict { .. } => ("conflict", "Conflict"),
+            Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
+            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        let detail = match self {
+            Self::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        let errors = match self {
+            Self::Validation { errors, .. } | Self::Conflict { errors, .. }
+                if !errors.is_empty() =>
+            {
+                Some(errors.clone())
+            }
+            _ => None,
+        };
+        Problem {
+            kind: format!("urn:rookery:problem:{slug}"),
+            title: title.to_owned(),
+            status: self.status_code().as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(detail) = self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type(PROBLEM_JSON);
+        match self {
+            Self::TooManyRequests { retry_after } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            Self::Unauthorized(detail) => {
+                // RFC 6750 §3: tell the client which scheme and why.
+                let value = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    detail.replace('"', "'")
+                );
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    res.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        res.json(self.problem())
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        use AccountError as E;
+        match err {
+            E::Invalid(errors) => Self::from_field_errors(errors),
+            E::Taken(field) => {
+                let mut errors = FieldErrors::new();
+                errors.insert(field.to_owned(), vec!["is already taken".to_owned()]);
+                Self::Conflict {
+                    detail: format!("that {field} is already taken"),
+                    errors,
+                }
+            }
+            E::InvalidCredentials => {
+                Self::Unauthorized("the login or password is incorrect".into())
+            }
+            E::WrongPassword => Self::validation("password", "the password is incorrect"),
+            E::Suspended => Self::Forbidden("this account is suspended".into()),
+            E::InvalidRefreshToken => Self::Unauthorized(
+                "the refresh token is invalid, expired or revoked; log in again".into(),
+            ),
+            E::Token(reason) => Self::Unauthorized(reason),
+            E::InactiveAccount => Self::Unauthorized("this account is suspended or deleted".into()),
+            E::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            E::Db(e) => Self::from_db(e),
+            E::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// JSON body errors: syntax is 400, a well-formed body of the wrong shape is 422.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
+            format!("the body is {length} bytes; the limit is {limit} bytes"),
+        ),
+        JsonPayloadError::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with Content-Type: application/json".into(),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation {
+            detail: format!("the JSON body does not have the expected shape: {e}"),
+            errors: FieldErrors::new(),
+        },
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+        }
+        other => ApiError::BadRequest(format!("the body could not be read: {other}")),
+    };
+    api.into()
+}
+
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {err}")).into()
+}
+
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource: {err}")).into()
+}
+
+/// The fallback for any path no route matches.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Rewrites any error response that is not already a problem document
+/// (actix's own 404/405/413 and the like) into one, so no client ever gets an
+/// HTML page or an empty error body.
+pub fn problem_middleware<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(to_problem)
+}
+
+fn to_problem<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let api = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound(format!(
+            "no route for {} {}",
+            res.request().method(),
+            res.request().path()
+        )),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(format!(
+            "{} is not allowed on {}",
+            res.request().method(),
+            res.request().path()
+        )),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("the request body is too large".into())
+        }
+        _ => {
+            let problem = Problem {
+                kind: "about:blank".into(),
+                title: reason.into(),
+                status: status.as_u16(),
+                detail: reason.to_lowercase(),
+                errors: None,
+            };
+            let (req, old) = res.into_parts();
+            let mut builder = HttpResponse::build(status);
+            for (name, value) in old.headers() {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    builder.append_header((name.clone(), value.clone()));
+                }
+            }
+            let new = builder.content_type(PROBLEM_JSON).json(problem);
+            return Ok(ErrorHandlerResponse::Response(
+                ServiceResponse::new(req, new).map_into_right_body(),
+            ));
+        }
+    };
+    let (req, old) = res.into_parts();
+    let mut new = api.error_response();
+    for (name, value) in old.headers() {
+        if name == header::ALLOW {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let p = ApiError::Internal("password_hash column missing".into()).problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("password_hash"));
+    }
+
+    #[test]
+    fn validation_problems_list_fields() {
+        let p = ApiError::validation("username", "too short").problem();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.kind, "urn:rookery:problem:validation");
+        assert_eq!(p.errors.unwrap()["username"], vec!["too short".to_owned()]);
+    }
+}

@@ -1,0 +1,118 @@
+use std::io::{BufRead as _, IsTerminal as _};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use rookery::accounts::users::{self, NewAccount};
+use rookery::accounts::PasswordHasher;
+use rookery::settings::{Cli, Command, Settings, UserCommand};
+use rookery::startup::Application;
+use rookery::{db, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_args(cli.settings) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log_filter, settings.log_format);
+    let runtime = actix_web::rt::System::new();
+    match runtime.block_on(run(
+        cli.command.unwrap_or(Command::Serve { no_migrate: false }),
+        settings,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: the chain of causes says what to fix.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { no_migrate } => {
+            if settings.jwt.generated {
+                tracing::warn!(
+                    "JWT_SECRET is not set: a random secret was generated, so every access token \
+                     becomes invalid when this process restarts. Set JWT_SECRET (32+ bytes) in production."
+                );
+            }
+            if !no_migrate {
+                migrate(&settings).await?;
+            }
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(bind = %settings.bind, port = app.port(), "rookery listening");
+            app.run_until_stopped().await?;
+            tracing::info!("rookery stopped");
+            Ok(())
+        }
+        Command::Migrate => migrate(&settings).await,
+        Command::User(UserCommand::Create {
+            username,
+            email,
+            role,
+            password_stdin,
+        }) => {
+            migrate(&settings).await?;
+            let password = read_password(password_stdin)?;
+            let pool = db::pool(&settings)?;
+            let hasher = PasswordHasher::new(1)?;
+            let account = users::register(
+                &pool,
+                &hasher,
+                NewAccount {
+                    username: &username,
+                    email: &email,
+                    password: &password,
+                    display_name: None,
+                    role,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                rookery::accounts::AccountError::Invalid(fields) => {
+                    let parts: Vec<String> = fields
+                        .iter()
+                        .map(|(f, m)| format!("{f} {}", m.join("; ")))
+                        .collect();
+                    anyhow::anyhow!("{}", parts.join(", "))
+                }
+                other => anyhow::anyhow!(other),
+            })?;
+            println!(
+                "created {} (id {}, role {:?})",
+                account.username, account.id, account.role
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::pool(settings)?;
+    db::migrate(&pool)
+        .await
+        .context("applying database migrations")?;
+    tracing::info!("database migrations applied");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let second = rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+    anyhow::ensure!(first == second, "the passwords do not match");
+    Ok(first)
+}

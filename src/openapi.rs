@@ -1,0 +1,49 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, me, ops, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Rookery", description = "A real-time social-media backend. Every error is an RFC 9457 problem document."),
+    paths(
+        ops::healthz, ops::readyz,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
+        me::get, me::update, me::delete, me::change_password,
+        me::list_api_keys, me::create_api_key, me::revoke_api_key,
+        users::profile,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Registration, login and tokens"),
+        (name = "me", description = "The caller's own account"),
+        (name = "api-keys", description = "Long-lived keys for scripts and the microblog-compatible API"),
+        (name = "users", description = "Public profiles"),
+        (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("api-key"))),
+        );
+    }
+}

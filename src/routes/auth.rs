@@ -1,0 +1,151 @@
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::accounts::auth::AuthMethod;
+use crate::accounts::sessions::{self, TokenPair};
+use crate::accounts::tokens::Claims;
+use crate::accounts::users::{self, NewAccount};
+use crate::accounts::{Account, Role};
+use crate::error::{ApiError, Problem};
+use crate::extract::{client_address, Auth};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// 3 to 30 characters of a-z, 0-9 and _; unique without regard to case.
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    /// 8 to 1024 characters.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The username or the email address.
+    #[schema(example = "alice")]
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    /// How the caller authenticated.
+    pub method: AuthMethod,
+    /// The access token's claims; absent when an API key was used.
+    pub claims: Option<Claims>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = Account),
+        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let account = users::register(
+        &state.db,
+        &state.hasher,
+        NewAccount {
+            username: &body.username,
+            email: &body.email,
+            password: &body.password,
+            display_name: body.display_name.as_deref(),
+            role: Role::User,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/users/{}", account.username),
+        ))
+        .json(account))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 401, description = "Wrong login or password (the same answer for both)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Account suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<web::Json<TokenPair>, ApiError> {
+    let address = client_address(&req, state.settings.trust_proxy);
+    state
+        .login_limiter
+        .check(address, &body.login)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after: wait.as_secs().max(1),
+        })?;
+    let pair = sessions::login(
+        &state.db,
+        &state.hasher,
+        &state.sessions(),
+        &body.login,
+        &body.password,
+    )
+    .await?;
+    Ok(web::Json(pair))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPair),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<TokenPair>, ApiError> {
+    Ok(web::Json(
+        sessions::refresh(&state.db, &state.sessions(), &body.refresh_token).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "The session of that refresh token is ended")))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    sessions::logout(&state.db, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/verify", tag = "auth",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The credential is valid", body = VerifyResponse),
+        (status = 401, description = "Missing, expired, tampered or revoked credential", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify(Auth(p): Auth) -> web::Json<VerifyResponse> {
+    web::Json(VerifyResponse {
+        user_id: p.user_id,
+        username: p.username,
+        role: p.role,
+        method: p.method,
+        claims: p.claims,
+    })
+}

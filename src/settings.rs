@@ -1,0 +1,339 @@
+//! Configuration: read once at start-up from flags and environment variables,
+//! validated into [`Settings`], and never read from the environment again.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::accounts::Role;
+
+pub const DEFAULT_BIND: &str = "0.0.0.0:8080";
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+pub const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
+pub const DEFAULT_LOGIN_PER_MINUTE: u32 = 10;
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 20;
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
+/// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rookery",
+    version,
+    about = "Rookery: a real-time social-media backend"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve {
+        /// Do not apply pending database migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account, for example the first admin.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value_t = Role::User)]
+        role: Role,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting, as a flag that falls back to an environment variable.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// PostgreSQL connection URL (required).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Redis URL; enables the Redis readiness check and, later, cross-node events.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long = "bind", env = "ROOKERY_BIND", value_name = "ROOKERY_BIND", global = true, default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Secret for signing access tokens (at least 32 bytes). Random when unset.
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        value_name = "JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Tracing filter, for example `info` or `rookery=debug,info`.
+    #[arg(long = "log", env = "ROOKERY_LOG", value_name = "ROOKERY_LOG", global = true, default_value = DEFAULT_LOG_FILTER)]
+    pub log_filter: String,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Largest accepted JSON body, in bytes.
+    #[arg(long, env = "ROOKERY_JSON_LIMIT", value_name = "ROOKERY_JSON_LIMIT", global = true, default_value_t = DEFAULT_JSON_LIMIT)]
+    pub json_limit: usize,
+    /// Login attempts allowed per minute, per client address and per login name.
+    #[arg(long, env = "ROOKERY_LOGIN_PER_MINUTE", value_name = "ROOKERY_LOGIN_PER_MINUTE", global = true, default_value_t = NonZeroU32::new(DEFAULT_LOGIN_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub login_per_minute: NonZeroU32,
+    /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
+    #[arg(
+        long,
+        env = "ROOKERY_TRUST_PROXY",
+        value_name = "ROOKERY_TRUST_PROXY",
+        global = true,
+        default_value_t = false
+    )]
+    pub trust_proxy: bool,
+    /// Largest number of PostgreSQL connections in the pool.
+    #[arg(long, env = "ROOKERY_DB_MAX_CONNECTIONS", value_name = "ROOKERY_DB_MAX_CONNECTIONS", global = true, default_value_t = DEFAULT_DB_MAX_CONNECTIONS)]
+    pub db_max_connections: u32,
+    /// Seconds to wait for a database connection before answering 503.
+    #[arg(long, env = "ROOKERY_DB_ACQUIRE_TIMEOUT", value_name = "ROOKERY_DB_ACQUIRE_TIMEOUT", global = true, default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_SECS)]
+    pub db_acquire_timeout: u64,
+    /// Seconds given to in-flight requests on shutdown.
+    #[arg(long, env = "ROOKERY_SHUTDOWN_TIMEOUT", value_name = "ROOKERY_SHUTDOWN_TIMEOUT", global = true, default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
+    pub shutdown_timeout: u64,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "ROOKERY_ACCESS_TOKEN_TTL", value_name = "ROOKERY_ACCESS_TOKEN_TTL", global = true, default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS)]
+    pub access_token_ttl: u64,
+    /// Lifetime of refresh tokens, in days.
+    #[arg(long, env = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", value_name = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", global = true, default_value_t = DEFAULT_REFRESH_TOKEN_TTL_DAYS)]
+    pub refresh_token_ttl_days: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0} is required (set the environment variable or pass the flag)")]
+    Missing(&'static str),
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// Where the JWT secret came from: a generated one does not survive a restart.
+#[derive(Debug, Clone)]
+pub struct JwtSecret {
+    pub secret: SecretString,
+    pub generated: bool,
+}
+
+/// The validated configuration. `Debug` never shows secrets (they are `SecretString`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub redis_url: Option<SecretString>,
+    pub bind: SocketAddr,
+    pub jwt: JwtSecret,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub json_limit: usize,
+    pub login_per_minute: NonZeroU32,
+    pub trust_proxy: bool,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+impl Settings {
+    pub fn from_args(args: SettingsArgs) -> Result<Self, SettingsError> {
+        let database_url = args
+            .database_url
+            .filter(|url| !url.trim().is_empty())
+            .ok_or(SettingsError::Missing("DATABASE_URL"))?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(SettingsError::Invalid {
+                var: "DATABASE_URL",
+                reason: "expected a URL starting with postgres:// or postgresql://".into(),
+            });
+        }
+        let redis_url = args.redis_url.filter(|url| !url.trim().is_empty());
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(SettingsError::Invalid {
+                    var: "REDIS_URL",
+                    reason: "expected a URL starting with redis:// or rediss://".into(),
+                });
+            }
+        }
+        let jwt = match args.jwt_secret.filter(|s| !s.is_empty()) {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(SettingsError::Invalid {
+                    var: "JWT_SECRET",
+                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+                })
+            }
+            Some(secret) => JwtSecret {
+                secret: secret.into(),
+                generated: false,
+            },
+            None => JwtSecret {
+                secret: crate::accounts::tokens::random_token(48).into(),
+                generated: true,
+            },
+        };
+        if args.json_limit < 1024 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_JSON_LIMIT",
+                reason: "must be at least 1024 bytes".into(),
+            });
+        }
+        if args.db_max_connections == 0 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_DB_MAX_CONNECTIONS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if args.access_token_ttl == 0 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_ACCESS_TOKEN_TTL",
+                reason: "must be at least 1 second".into(),
+            });
+        }
+        if args.refresh_token_ttl_days == 0 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
+                reason: "must be at least 1 day".into(),
+            });
+        }
+        tracing_subscriber::EnvFilter::try_new(&args.log_filter).map_err(|e| {
+            SettingsError::Invalid {
+                var: "ROOKERY_LOG",
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            database_url: database_url.into(),
+            redis_url: redis_url.map(Into::into),
+            bind: args.bind,
+            jwt,
+            log_filter: args.log_filter,
+            log_format: args.log_format,
+            json_limit: args.json_limit,
+            login_per_minute: args.login_per_minute,
+            trust_proxy: args.trust_proxy,
+            db_max_connections: args.db_max_connections,
+            db_acquire_timeout: Duration::from_secs(args.db_acquire_timeout),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+            access_token_ttl: Duration::from_secs(args.access_token_ttl),
+            refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_days * 24 * 3600),
+        })
+    }
+
+    /// The defaults, for a given database: what tests and tools start from.
+    pub fn with_database(database_url: &str) -> Result<Self, SettingsError> {
+        let cli =
+            Cli::try_parse_from(["rookery", "--database-url", database_url]).map_err(|e| {
+                SettingsError::Invalid {
+                    var: "DATABASE_URL",
+                    reason: e.to_string(),
+                }
+            })?;
+        Self::from_args(cli.settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, SettingsError> {
+        let mut all = vec!["rookery"];
+        all.extend_from_slice(args);
+        Settings::from_args(Cli::try_parse_from(all).expect("parses").settings)
+    }
+
+    #[test]
+    fn database_url_is_required_and_named() {
+        // The environment may carry DATABASE_URL; an explicit empty flag wins over it.
+        let err = parse(&["--database-url", ""]).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused() {
+        let err =
+            parse(&["--database-url", "postgres://x/y", "--jwt-secret", "short"]).unwrap_err();
+        assert!(err.to_string().starts_with("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn missing_jwt_secret_is_generated_and_flagged() {
+        let s = parse(&["--database-url", "postgres://x/y", "--jwt-secret", ""]).unwrap();
+        assert!(s.jwt.generated);
+    }
+
+    #[test]
+    fn malformed_redis_url_is_named() {
+        let err = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--redis-url",
+            "http://nope",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_log_filter_is_named() {
+        let err = parse(&["--database-url", "postgres://x/y", "--log", "=,=[["]).unwrap_err();
+        assert!(err.to_string().starts_with("ROOKERY_LOG"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = parse(&[
+            "--database-url",
+            "postgres://user:hunter2@x/y",
+            "--jwt-secret",
+            &"s".repeat(40),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains(&"s".repeat(40)));
+    }
+}

@@ -1,0 +1,138 @@
+//! Building the application: one function turns [`Settings`] into a bound,
+//! ready-to-run server, so `main` and the tests start exactly the same thing.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use actix_web_prom::PrometheusMetricsBuilder;
+use secrecy::ExposeSecret as _;
+use utoipa::OpenApi as _;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::accounts::{JwtKeys, PasswordHasher};
+use crate::error;
+use crate::metrics::PoolCollector;
+use crate::ratelimit::LoginLimiter;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::{db, openapi, routes, telemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid DATABASE_URL: {0}")]
+    Database(sqlx::Error),
+    #[error("invalid REDIS_URL: {0}")]
+    Redis(redis::RedisError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Other(e.to_string()))?
+            .port();
+        let db = db::pool(&settings).map_err(StartupError::Database)?;
+        let redis = settings
+            .redis_url
+            .as_ref()
+            .map(|url| redis::Client::open(url.expose_secret()))
+            .transpose()
+            .map_err(StartupError::Redis)?;
+        let hash_workers = std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4);
+        let state = AppState {
+            jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
+            hasher: PasswordHasher::new(hash_workers)
+                .map_err(|e| StartupError::Other(e.to_string()))?,
+            login_limiter: LoginLimiter::new(settings.login_per_minute),
+            db,
+            redis,
+            settings: Arc::new(settings),
+        };
+        let server = run(listener, state)?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server stops; SIGTERM and Ctrl-C stop it gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
+    let registry = prometheus::Registry::new();
+    registry
+        .register(Box::new(PoolCollector::new(state.db.clone())))
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    let prometheus = PrometheusMetricsBuilder::new("rookery")
+        .registry(registry)
+        .endpoint("/metrics")
+        .build()
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+
+    let limiter = state.login_limiter.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.prune();
+        }
+    });
+
+    let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
+    let json_limit = state.settings.json_limit;
+    let state = web::Data::new(state);
+    let doc = openapi::ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        App::new()
+            // Innermost first: error responses become problem documents before
+            // metrics count them and the request span logs them.
+            .wrap(error::problem_middleware())
+            .wrap(prometheus.clone())
+            .wrap(from_fn(telemetry::request_span))
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(json_limit)
+                    .error_handler(error::json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .configure(routes::configure)
+            .service(web::redirect("/docs", "/docs/"))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
+            .default_service(web::to(error::not_found))
+    })
+    .listen(listener)
+    .map_err(|e| StartupError::Other(e.to_string()))?
+    .shutdown_timeout(shutdown_timeout)
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,29 @@
+//! The one application state handed to every handler.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::accounts::sessions::SessionConfig;
+use crate::accounts::{JwtKeys, PasswordHasher};
+use crate::ratelimit::LoginLimiter;
+use crate::settings::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Option<redis::Client>,
+    pub jwt: JwtKeys,
+    pub hasher: PasswordHasher,
+    pub login_limiter: LoginLimiter,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn sessions(&self) -> SessionConfig<'_> {
+        SessionConfig {
+            jwt: &self.jwt,
+            refresh_ttl: self.settings.refresh_token_ttl,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+use std::time::{Duration, Instant};
+
+use rookery::settings::Settings;
+use rookery::startup::Application;
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn malformed_json_is_400_and_the_wrong_shape_is_422() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400).await;
+
+    let res = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"username": 5, "email": [], "password": null}),
+        )
+        .await;
+    assert_problem(res, 422).await;
+    let res = app
+        .post("/api/v1/auth/login", None, &json!({"login": "alice"}))
+        .await;
+    let problem = assert_problem(res, 422).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("password"),
+        "{problem}"
+    );
+}
+
+#[actix_web::test]
+async fn a_wrong_content_type_is_415() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "text/plain")
+        .body(r#"{"login":"a","password":"b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 415).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .body(r#"{"login":"a","password":"b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 415).await;
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_413() {
+    let app = spawn_app_with(|s| s.json_limit = 4096).await;
+    let body = json!({"login": "a".repeat(5000), "password": "b"});
+    let problem = assert_problem(app.post("/api/v1/auth/login", None, &body).await, 413).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("4096"),
+        "{problem}"
+    );
+
+    // The default cap is 64 KiB.
+    let app = spawn_app().await;
+    let body = json!({"login": "a".repeat(70 * 1024), "password": "b"});
+    assert_problem(app.post("/api/v1/auth/login", None, &body).await, 413).await;
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_are_problems_not_pages() {
+    let app = spawn_app().await;
+    let problem = assert_problem(app.get("/no/such/page", None).await, 404).await;
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("/no/such/page"));
+    assert_problem(app.get("/api/v1/nothing-here", None).await, 404).await;
+
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers().get("allow").map(|v| v.to_str().unwrap()),
+        Some("POST")
+    );
+    assert_problem(res, 405).await;
+    assert_problem(
+        app.client.put(app.url("/healthz")).send().await.unwrap(),
+        405,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_database_outage_is_a_prompt_503() {
+    // Nothing listens on port 1: every connection attempt fails at once.
+    let mut settings = Settings::with_database("postgres://rookery@127.0.0.1:1/rookery").unwrap();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.db_acquire_timeout = Duration::from_secs(2);
+    let app = Application::build(settings).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+
+    let started = Instant::now();
+    let res = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"login": "alice", "password": "whatever1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered in {:?}",
+        started.elapsed()
+    );
+
+    let res = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth("x.y.z")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401).await;
+    let res = client.get(format!("{base}/readyz")).send().await.unwrap();
+    let problem = assert_problem(res, 503).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("postgres"),
+        "{problem}"
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -1,0 +1,210 @@
+use std::time::Duration;
+
+use reqwest::{Client, Response};
+use rookery::settings::Settings;
+use rookery::startup::Application;
+use serde_json::{json, Value};
+use sqlx::{Connection as _, Executor as _, PgConnection, PgPool};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
+pub fn base_database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must be set: run the tests through scripts/test.sh")
+}
+
+/// The URL of another database on the same server.
+pub fn database_url_for(base: &str, name: &str) -> String {
+    let without_query = base.split('?').next().unwrap_or(base);
+    let (server, _) = without_query
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    format!("{server}/{name}")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub db: PgPool,
+    pub database_url: String,
+    db_name: String,
+    base_url: String,
+}
+
+pub struct TestUser {
+    pub id: i64,
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A fresh database, migrated, dropped again when the app is dropped.
+pub async fn fresh_database() -> (String, String, String) {
+    let base = base_database_url();
+    let name = format!("rookery_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&base)
+        .await
+        .expect("connect to the test server");
+    conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .expect("create test database");
+    let url = database_url_for(&base, &name);
+    (base, name, url)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    rookery::telemetry::init(
+        &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
+        rookery::settings::LogFormat::Pretty,
+    );
+    let (base_url, db_name, database_url) = fresh_database().await;
+    let mut settings = Settings::with_database(&database_url).unwrap();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.jwt = rookery::settings::JwtSecret {
+        secret: JWT_SECRET.into(),
+        generated: false,
+    };
+    settings.redis_url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(Into::into);
+    settings.shutdown_timeout = Duration::from_secs(1);
+    configure(&mut settings);
+    let db = rookery::db::pool(&settings).unwrap();
+    rookery::db::migrate(&db)
+        .await
+        .expect("migrate test database");
+    let app = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        db,
+        database_url,
+        db_name,
+        base_url,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let (base, name) = (self.base_url.clone(), self.db_name.clone());
+        // Drop runs outside async context; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&base).await {
+                    let _ = conn
+                        .execute(
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                        )
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send_json(reqwest::Method::POST, path, token, body)
+            .await
+    }
+
+    pub async fn register(&self, username: &str) -> Value {
+        let res = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "register {username}");
+        res.json().await.unwrap()
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Response {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": login, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers and logs in.
+    pub async fn user(&self, username: &str) -> TestUser {
+        let account = self.register(username).await;
+        let res = self.login(username, PASSWORD).await;
+        assert_eq!(res.status(), 200);
+        let tokens: Value = res.json().await.unwrap();
+        TestUser {
+            id: account["id"].as_i64().unwrap(),
+            access: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// Asserts an RFC 9457 problem document with the given status, and returns it.
+pub async fn assert_problem(res: Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(
+        body["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    body
+}

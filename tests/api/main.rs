@@ -1,0 +1,11 @@
+//! Integration tests: the real server on port 0, a fresh database per test,
+//! driven through a real HTTP client. One binary, so linking happens once.
+#![allow(clippy::unwrap_used)]
+
+mod api_keys;
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod me;
+mod ops;
