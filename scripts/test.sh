@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Runs everything CI runs: formatting, lints, the sqlx offline-data check and
+# every test, against a real PostgreSQL and Redis.
+#
+# Uses DATABASE_URL and REDIS_URL when they are set. Otherwise it starts a
+# throwaway PostgreSQL (initdb + pg_ctl in a temporary directory, on a free
+# port) and a throwaway Redis, and stops them on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/rookery-test.XXXXXX")"
+PG_DATA=""
+REDIS_PIDFILE=""
+cleanup() {
+  local status=$?
+  if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
+    as_pg pg_ctl -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  if [[ -n "$REDIS_PIDFILE" && -f "$REDIS_PIDFILE" ]]; then
+    kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free TCP port found"
+}
+
+# initdb refuses to run as root; as root, run the PostgreSQL tools as 'postgres'.
+as_pg() {
+  if [[ $EUID -eq 0 ]]; then
+    runuser -u postgres -- env PATH="$PATH" "$@"
+  else
+    "$@"
+  fi
+}
+
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"
+    return 0
+  fi
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  [[ -n "$dir" && -x "$dir/initdb" ]] && echo "$dir"
+}
+
+start_postgres() {
+  local bin port
+  bin="$(find_pg_bin)" || true
+  [[ -n "$bin" ]] || die "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them with:
+    sudo apt-get install postgresql        # Debian/Ubuntu
+    brew install postgresql@16             # macOS
+or set DATABASE_URL to an existing server."
+  export PATH="$bin:$PATH"
+  if [[ $EUID -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    chown postgres "$WORK"
+  fi
+  port="$(free_port)"
+  PG_DATA="$WORK/pg"
+  log "starting a throwaway PostgreSQL on port $port"
+  as_pg initdb -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$WORK/initdb.log" 2>&1 ||
+    { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+  # Durability is pointless for a throwaway cluster; speed is not.
+  as_pg pg_ctl -D "$PG_DATA" -l "$WORK/postgres.log" -w -t 60 \
+    -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    start >/dev/null || { cat "$WORK/postgres.log" >&2; die "PostgreSQL did not start"; }
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+start_redis() {
+  local port
+  command -v redis-server >/dev/null 2>&1 || die "redis-server not found. Install it with:
+    sudo apt-get install redis-server      # Debian/Ubuntu
+    brew install redis                     # macOS
+or set REDIS_URL to an existing server."
+  port="$(free_port)"
+  REDIS_PIDFILE="$WORK/redis.pid"
+  log "starting a throwaway Redis on port $port"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --pidfile "$REDIS_PIDFILE" --logfile "$WORK/redis.log" --dir "$WORK" >/dev/null
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  export REDIS_URL="redis://127.0.0.1:$port"
+}
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+cargo sqlx --version >/dev/null 2>&1 || die "sqlx-cli not found. Install it with:
+    cargo install sqlx-cli --version 0.8.6 --locked --no-default-features --features postgres,rustls"
+
+[[ -n "${DATABASE_URL:-}" ]] || start_postgres
+[[ -n "${REDIS_URL:-}" ]] || start_redis
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+# Compile against the committed .sqlx data, as Docker builds do.
+export SQLX_OFFLINE=true
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "checking that .sqlx is in step with the queries and migrations"
+CHECK_DB="rookery_sqlx_check_$$"
+CHECK_URL="${DATABASE_URL%/*}/$CHECK_DB"
+DATABASE_URL="$CHECK_URL" cargo sqlx database drop -y >/dev/null 2>&1 || true
+DATABASE_URL="$CHECK_URL" cargo sqlx database setup --source migrations >/dev/null
+DATABASE_URL="$CHECK_URL" SQLX_OFFLINE=false cargo sqlx prepare --check --workspace -- --all-targets ||
+  { DATABASE_URL="$CHECK_URL" cargo sqlx database drop -y >/dev/null 2>&1 || true
+    die ".sqlx is stale: run 'cargo sqlx prepare --workspace -- --all-targets' against a migrated database and commit it"; }
+DATABASE_URL="$CHECK_URL" cargo sqlx database drop -y >/dev/null 2>&1 || true
+
+log "cargo test"
+cargo test --workspace --all-targets
