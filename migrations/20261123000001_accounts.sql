@@ -14,9 +14,9 @@ CREATE TABLE users (
     bio                TEXT,
     role               user_role   NOT NULL DEFAULT 'user',
     status             user_status NOT NULL DEFAULT 'active',
-    -- Access tokens issued before this instant are refused (password change,
-    -- deletion): JWTs cannot be recalled, so they are checked against it.
-    tokens_valid_after TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Carried in every access token as `ver`; bumping it (password change,
+    -- deletion) refuses every token issued before, since JWTs cannot be recalled.
+    token_version      INTEGER     NOT NULL DEFAULT 0,
     created_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );

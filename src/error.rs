@@ -43,8 +43,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{detail}")]
     Validation { detail: String, errors: FieldErrors },
+    /// A credential was presented and is not valid.
     #[error("{0}")]
     Unauthorized(String),
+    /// No usable credential was presented (or a login failed).
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -105,7 +109,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => ("bad-request", "Bad request"),
             Self::Validation { .. } => ("validation", "Validation failed"),
-            Self::Unauthorized(_) => ("unauthorized", "Authentication required"),
+            Self::Unauthorized(_) => ("invalid-credential", "Invalid credential"),
+            Self::Unauthenticated(_) => ("unauthenticated", "Authentication required"),
             Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
@@ -147,7 +152,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -180,6 +185,10 @@ impl ResponseError for ApiError {
                     res.insert_header((header::WWW_AUTHENTICATE, value));
                 }
             }
+            Self::Unauthenticated(_) => {
+                // RFC 6750 §3.1: no error code when no credential was sent.
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"rookery\""));
+            }
             Self::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
@@ -203,11 +212,11 @@ impl From<AccountError> for ApiError {
                 }
             }
             E::InvalidCredentials => {
-                Self::Unauthorized("the login or password is incorrect".into())
+                Self::Unauthenticated("the login or password is incorrect".into())
             }
             E::WrongPassword => Self::validation("password", "the password is incorrect"),
             E::Suspended => Self::Forbidden("this account is suspended".into()),
-            E::InvalidRefreshToken => Self::Unauthorized(
+            E::InvalidRefreshToken => Self::Unauthenticated(
                 "the refresh token is invalid, expired or revoked; log in again".into(),
             ),
             E::Token(reason) => Self::Unauthorized(reason),

@@ -44,7 +44,7 @@ fn credential(req: &HttpRequest) -> Result<Credential, ApiError> {
         }
         return Ok(Credential::ApiKey(key.trim().to_owned()));
     }
-    Err(ApiError::Unauthorized(
+    Err(ApiError::Unauthenticated(
         "authentication required: send 'Authorization: Bearer <token>' or 'api-key: <key>'".into(),
     ))
 }

@@ -47,7 +47,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             let app = Application::build(settings.clone()).await?;
             tracing::info!(bind = %settings.bind, port = app.port(), "rookery listening");
-            app.run_until_stopped().await?;
+            app.run_until_signalled().await?;
             tracing::info!("rookery stopped");
             Ok(())
         }
@@ -85,8 +85,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 other => anyhow::anyhow!(other),
             })?;
             println!(
-                "created {} (id {}, role {:?})",
-                account.username, account.id, account.role
+                "created {} (id {}, role {})",
+                account.username,
+                account.id,
+                account.role.as_str()
             );
             Ok(())
         }

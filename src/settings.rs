@@ -123,7 +123,8 @@ pub struct SettingsArgs {
         env = "ROOKERY_TRUST_PROXY",
         value_name = "ROOKERY_TRUST_PROXY",
         global = true,
-        default_value_t = false
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub trust_proxy: bool,
     /// Largest number of PostgreSQL connections in the pool.
@@ -226,16 +227,16 @@ impl Settings {
                 reason: "must be at least 1".into(),
             });
         }
-        if args.access_token_ttl == 0 {
+        if !(1..=86_400).contains(&args.access_token_ttl) {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_ACCESS_TOKEN_TTL",
-                reason: "must be at least 1 second".into(),
+                reason: "must be 1 to 86400 seconds".into(),
             });
         }
-        if args.refresh_token_ttl_days == 0 {
+        if !(1..=3650).contains(&args.refresh_token_ttl_days) {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
-                reason: "must be at least 1 day".into(),
+                reason: "must be 1 to 3650 days".into(),
             });
         }
         tracing_subscriber::EnvFilter::try_new(&args.log_filter).map_err(|e| {

@@ -80,9 +80,43 @@ impl Application {
         self.port
     }
 
-    /// Runs until the server stops; SIGTERM and Ctrl-C stop it gracefully.
+    /// Runs until the server is stopped through its handle (tests drop it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then stops gracefully: no new
+    /// connections, in-flight requests finish (up to the shutdown timeout).
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "shutting down gracefully");
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 
@@ -94,6 +128,8 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let prometheus = PrometheusMetricsBuilder::new("rookery")
         .registry(registry)
         .endpoint("/metrics")
+        // Unknown paths share one label, so random URLs cannot grow the registry.
+        .mask_unmatched_patterns("UNKNOWN")
         .build()
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
 
@@ -133,6 +169,9 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     .listen(listener)
     .map_err(|e| StartupError::Other(e.to_string()))?
     .shutdown_timeout(shutdown_timeout)
+    // Signals are handled in `run_until_signalled`: actix treats Ctrl-C as a
+    // forced stop, and we want it graceful like SIGTERM.
+    .disable_signals()
     .run();
     Ok(server)
 }

@@ -34,7 +34,7 @@ pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Princi
         .parse()
         .map_err(|_| AccountError::Token("the access token subject is not a user id".into()))?;
     let row = sqlx::query!(
-        r#"SELECT username, role AS "role: Role", status AS "status: Status", tokens_valid_after
+        r#"SELECT username, role AS "role: Role", status AS "status: Status", token_version
            FROM users WHERE id = $1"#,
         user_id
     )
@@ -44,8 +44,7 @@ pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Princi
     if row.status != Status::Active {
         return Err(AccountError::InactiveAccount);
     }
-    // Whole seconds: `iat` has no finer resolution.
-    if claims.iat < row.tokens_valid_after.timestamp() {
+    if claims.ver != row.token_version {
         return Err(AccountError::Token(
             "the access token was revoked; log in again".into(),
         ));

@@ -32,6 +32,14 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Moderators and admins may act on other people's content.
     pub fn can_moderate(self) -> bool {
         matches!(self, Role::Moderator | Role::Admin)

@@ -24,7 +24,7 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Opaque; valid for 30 days and usable once.
+    /// Opaque and usable once; valid for ROOKERY_REFRESH_TOKEN_TTL_DAYS (30 by default).
     pub refresh_token: String,
 }
 
@@ -33,11 +33,13 @@ pub struct SessionConfig<'a> {
     pub refresh_ttl: Duration,
 }
 
-async fn issue(
+/// Issues an access token and a new refresh token of `family`, inside the caller's transaction.
+pub(super) async fn issue(
     tx: &mut sqlx::PgConnection,
     cfg: &SessionConfig<'_>,
     user_id: i64,
     role: Role,
+    version: i32,
     family: Uuid,
 ) -> Result<TokenPair, AccountError> {
     let refresh = random_token(32);
@@ -53,7 +55,7 @@ async fn issue(
     )
     .execute(&mut *tx)
     .await?;
-    let (access, _) = cfg.jwt.issue(user_id, role)?;
+    let (access, _) = cfg.jwt.issue(user_id, role, version)?;
     Ok(TokenPair {
         access_token: access,
         token_type: "Bearer",
@@ -62,16 +64,15 @@ async fn issue(
     })
 }
 
-/// Starts a new session for a user already authenticated by other means
-/// (password change keeps the caller signed in).
-pub async fn start(
+async fn start(
     db: &PgPool,
     cfg: &SessionConfig<'_>,
     user_id: i64,
     role: Role,
+    version: i32,
 ) -> Result<TokenPair, AccountError> {
     let mut tx = db.begin().await?;
-    let pair = issue(&mut tx, cfg, user_id, role, Uuid::new_v4()).await?;
+    let pair = issue(&mut tx, cfg, user_id, role, version, Uuid::new_v4()).await?;
     tx.commit().await?;
     Ok(pair)
 }
@@ -92,7 +93,7 @@ pub async fn login(
         return Err(AccountError::InvalidCredentials);
     }
     let row = sqlx::query!(
-        r#"SELECT id, password_hash, role AS "role: Role", status AS "status: Status"
+        r#"SELECT id, password_hash, role AS "role: Role", status AS "status: Status", token_version
            FROM users
            WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND status <> 'deleted'
            LIMIT 1"#,
@@ -110,7 +111,7 @@ pub async fn login(
     if row.status != Status::Active {
         return Err(AccountError::Suspended);
     }
-    start(db, cfg, row.id, row.role).await
+    start(db, cfg, row.id, row.role, row.token_version).await
 }
 
 pub async fn refresh(
@@ -122,7 +123,7 @@ pub async fn refresh(
     // FOR UPDATE serialises concurrent uses of one token: the second sees it rotated.
     let row = sqlx::query!(
         r#"SELECT t.id, t.family_id, t.expires_at, t.rotated_at, t.revoked_at,
-                  u.id AS user_id, u.role AS "role: Role", u.status AS "status: Status"
+                  u.id AS user_id, u.role AS "role: Role", u.status AS "status: Status", u.token_version
            FROM refresh_tokens t JOIN users u ON u.id = t.user_id
            WHERE t.token_hash = $1
            FOR UPDATE OF t"#,
@@ -156,7 +157,15 @@ pub async fn refresh(
     )
     .execute(&mut *tx)
     .await?;
-    let pair = issue(&mut tx, cfg, row.user_id, row.role, row.family_id).await?;
+    let pair = issue(
+        &mut tx,
+        cfg,
+        row.user_id,
+        row.role,
+        row.token_version,
+        row.family_id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(pair)
 }

@@ -28,6 +28,8 @@ pub struct Claims {
     /// A unique id for this token.
     pub jti: String,
     pub iss: String,
+    /// The account's token version when issued; a newer version revokes this token.
+    pub ver: i32,
 }
 
 #[derive(Clone)]
@@ -54,7 +56,12 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: i64, role: Role) -> Result<(String, Claims), AccountError> {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        role: Role,
+        version: i32,
+    ) -> Result<(String, Claims), AccountError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -63,6 +70,7 @@ impl JwtKeys {
             exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: uuid::Uuid::new_v4().to_string(),
             iss: ISSUER.to_owned(),
+            ver: version,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AccountError::Internal(format!("signing failed: {e}")))?;
@@ -114,7 +122,7 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_with_their_claims() {
-        let (token, claims) = keys().issue(42, Role::Moderator).unwrap();
+        let (token, claims) = keys().issue(42, Role::Moderator, 0).unwrap();
         let back = keys().verify(&token).unwrap();
         assert_eq!(back.sub, "42");
         assert_eq!(back.role, Role::Moderator);
@@ -124,7 +132,7 @@ mod tests {
 
     #[test]
     fn another_secret_fails_the_signature() {
-        let (token, _) = keys().issue(1, Role::User).unwrap();
+        let (token, _) = keys().issue(1, Role::User, 0).unwrap();
         let other = JwtKeys::new(&"o".repeat(32).into(), Duration::from_secs(900));
         let err = other.verify(&token).unwrap_err().to_string();
         assert!(err.contains("signature"), "{err}");
@@ -132,7 +140,7 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let (token, _) = keys().issue(1, Role::User).unwrap();
+        let (token, _) = keys().issue(1, Role::User, 0).unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let forged = format!("{header}.{payload}.");

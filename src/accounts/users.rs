@@ -1,7 +1,8 @@
 //! Registration, profiles, password change and account deletion.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+
+use super::sessions::{self, SessionConfig, TokenPair};
 
 use super::{validate, Account, AccountError, PasswordHasher, PublicProfile, Role};
 use crate::error::FieldErrors;
@@ -147,15 +148,17 @@ async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, Acco
     .flatten())
 }
 
-/// Changes the password, revokes every refresh token and every access token
-/// issued before now. Returns when the change happened.
+/// Changes the password and revokes every refresh and access token, then
+/// starts a fresh session for the caller, all in one transaction: either the
+/// caller holds new tokens or nothing changed.
 pub async fn change_password(
     db: &PgPool,
     hasher: &PasswordHasher,
+    session_cfg: &SessionConfig<'_>,
     user_id: i64,
     current: &str,
     new: &str,
-) -> Result<DateTime<Utc>, AccountError> {
+) -> Result<TokenPair, AccountError> {
     validate::password(new).map_err(|m| {
         let mut errors = FieldErrors::new();
         push(&mut errors, "new_password", m);
@@ -173,22 +176,32 @@ pub async fn change_password(
     }
     let hash = hasher.hash(new).await?;
     let mut tx = db.begin().await?;
-    let changed_at = sqlx::query_scalar!(
-        "UPDATE users SET password_hash = $2, tokens_valid_after = now(), updated_at = now()
-         WHERE id = $1 RETURNING tokens_valid_after",
+    let row = sqlx::query!(
+        r#"UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = now()
+           WHERE id = $1 AND status = 'active' RETURNING token_version, role AS "role: Role""#,
         user_id,
         hash
     )
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AccountError::InactiveAccount)?;
     sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
         user_id
     )
     .execute(&mut *tx)
     .await?;
+    let pair = sessions::issue(
+        &mut tx,
+        session_cfg,
+        user_id,
+        row.role,
+        row.token_version,
+        uuid::Uuid::new_v4(),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(changed_at)
+    Ok(pair)
 }
 
 /// Erases the account's personal data and every credential, keeping only a
@@ -208,7 +221,7 @@ pub async fn delete_account(
     sqlx::query!(
         "UPDATE users SET username = '~deleted-' || id, email = NULL, password_hash = NULL,
              display_name = NULL, bio = NULL, status = 'deleted',
-             tokens_valid_after = now(), updated_at = now()
+             token_version = token_version + 1, updated_at = now()
          WHERE id = $1",
         user_id
     )

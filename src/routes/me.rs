@@ -3,7 +3,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::accounts::api_keys::{self, ApiKey, CreatedApiKey};
-use crate::accounts::sessions::{self, TokenPair};
+use crate::accounts::sessions::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
@@ -92,17 +92,16 @@ pub async fn change_password(
     Auth(p): Auth,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    users::change_password(
+    let pair = users::change_password(
         &state.db,
         &state.hasher,
+        &state.sessions(),
         p.user_id,
         &body.current_password,
         &body.new_password,
     )
     .await?;
-    Ok(web::Json(
-        sessions::start(&state.db, &state.sessions(), p.user_id, p.role).await?,
-    ))
+    Ok(web::Json(pair))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", security(("bearer" = []), ("api_key" = [])),

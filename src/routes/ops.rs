@@ -37,7 +37,10 @@ async fn check_postgres(state: &AppState) -> Result<(), String> {
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("unreachable: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err("unreachable".into())
+        }
         Err(_) => Err("timed out".into()),
     }
 }
@@ -49,7 +52,10 @@ async fn check_redis(client: &redis::Client) -> Result<(), String> {
     };
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("unreachable: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err("unreachable".into())
+        }
         Err(_) => Err("timed out".into()),
     }
 }

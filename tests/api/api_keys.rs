@@ -190,6 +190,10 @@ async fn every_protected_route_requires_authentication() {
             .send()
             .await
             .unwrap();
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer realm=\"rookery\""
+        );
         let problem = assert_problem(res, 401).await;
         assert!(
             problem["detail"]

@@ -322,6 +322,7 @@ fn claims_for(user_id: i64, iat: i64, exp: i64) -> Claims {
         exp,
         jti: "t".into(),
         iss: "rookery".into(),
+        ver: 0,
     }
 }
 

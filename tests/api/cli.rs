@@ -133,7 +133,17 @@ async fn user_create_makes_an_admin_who_can_log_in() {
 }
 
 #[actix_web::test]
-async fn serve_migrates_listens_and_shuts_down_gracefully_on_sigterm() {
+async fn serve_shuts_down_gracefully_on_sigterm() {
+    serve_then_signal("-TERM", "SIGTERM").await;
+}
+
+#[actix_web::test]
+async fn serve_shuts_down_gracefully_on_ctrl_c() {
+    serve_then_signal("-INT", "SIGINT").await;
+}
+
+/// Starts the real binary on a fresh database, uses it, then stops it with a signal.
+async fn serve_then_signal(signal: &str, name: &str) {
     let (_base, _name, url) = fresh_database().await;
     let mut child = rookery()
         .env("DATABASE_URL", &url)
@@ -182,7 +192,7 @@ async fn serve_migrates_listens_and_shuts_down_gracefully_on_sigterm() {
     .await;
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -199,6 +209,11 @@ async fn serve_migrates_listens_and_shuts_down_gracefully_on_sigterm() {
     };
     assert!(exit.success(), "{exit:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("shutting down gracefully") && l.contains(name)),
+        "{rest:?}"
+    );
     assert!(
         rest.iter().any(|l| l.contains("rookery stopped")),
         "{rest:?}"

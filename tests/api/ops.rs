@@ -65,6 +65,7 @@ async fn metrics_are_prometheus_text_by_route_and_status() {
     let app = spawn_app().await;
     app.get("/healthz", None).await;
     app.get("/api/v1/users/nobody", None).await;
+    app.get("/random-probe-a1", None).await;
     let res = app.get("/metrics", None).await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
@@ -86,6 +87,9 @@ async fn metrics_are_prometheus_text_by_route_and_status() {
         text.contains("rookery_db_pool_max_connections 20"),
         "{text}"
     );
+    // Unmatched paths share one label instead of growing the registry.
+    assert!(!text.contains("random-probe-a1"), "{text}");
+    assert!(text.contains(r#"endpoint="UNKNOWN""#), "{text}");
 }
 
 #[actix_web::test]
