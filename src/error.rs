@@ -14,6 +14,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::accounts::AccountError;
+use crate::domain::DomainError;
+use crate::pagination::CursorError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -224,6 +226,25 @@ impl From<AccountError> for ApiError {
             E::NotFound(what) => Self::NotFound(format!("{what} not found")),
             E::Db(e) => Self::from_db(e),
             E::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<CursorError> for ApiError {
+    fn from(err: CursorError) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            DomainError::Forbidden(why) => Self::Forbidden(why.to_owned()),
+            DomainError::Invalid(errors) => Self::from_field_errors(errors),
+            DomainError::Cursor(e) => e.into(),
+            DomainError::Db(e) => Self::from_db(e),
+            DomainError::Internal(detail) => Self::Internal(detail),
         }
     }
 }

@@ -68,6 +68,31 @@ impl FromRequest for Auth {
     }
 }
 
+/// The caller if credentials were sent, `None` for anonymous requests. Bad
+/// credentials are still a 401: a client that sent a token meant to use it.
+pub struct MaybeAuth(pub Option<Principal>);
+
+impl MaybeAuth {
+    pub fn user_id(&self) -> Option<i64> {
+        self.0.as_ref().map(|p| p.user_id)
+    }
+}
+
+impl FromRequest for MaybeAuth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let sent = req.headers().contains_key(header::AUTHORIZATION)
+            || req.headers().contains_key(API_KEY_HEADER);
+        if !sent {
+            return Box::pin(async { Ok(MaybeAuth(None)) });
+        }
+        let auth = Auth::from_request(req, payload);
+        Box::pin(async move { Ok(MaybeAuth(Some(auth.await?.0))) })
+    }
+}
+
 /// The client's address: the peer, or the forwarded address when behind a trusted proxy.
 pub fn client_address(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {

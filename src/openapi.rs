@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, me, ops, users};
+use crate::routes::{auth, comments, me, ops, posts, social};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +13,11 @@ use crate::routes::{auth, me, ops, users};
         auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
         me::get, me::update, me::delete, me::change_password,
         me::list_api_keys, me::create_api_key, me::revoke_api_key,
-        users::profile,
+        social::profile, social::follow, social::unfollow, social::followers, social::following,
+        social::block, social::unblock, social::blocks,
+        posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_user,
+        posts::react, posts::unreact, posts::reactions, posts::view,
+        comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&Security),
@@ -22,6 +26,10 @@ use crate::routes::{auth, me, ops, users};
         (name = "me", description = "The caller's own account"),
         (name = "api-keys", description = "Long-lived keys for scripts and the microblog-compatible API"),
         (name = "users", description = "Public profiles"),
+        (name = "social", description = "Follows and blocks"),
+        (name = "posts", description = "Posts, edits and their history"),
+        (name = "reactions", description = "Reactions and views"),
+        (name = "comments", description = "Comments and replies"),
         (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),
     )
 )]

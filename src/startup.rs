@@ -15,6 +15,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::error;
+use crate::events::EventSink;
 use crate::metrics::PoolCollector;
 use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
@@ -41,6 +42,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    events: EventSink,
 }
 
 impl Application {
@@ -68,16 +70,27 @@ impl Application {
             hasher: PasswordHasher::new(hash_workers)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
             login_limiter: LoginLimiter::new(settings.login_per_minute),
+            events: EventSink::new(4096),
             db,
             redis,
             settings: Arc::new(settings),
         };
+        let events = state.events.clone();
         let server = run(listener, state)?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            events,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The domain-event sink, so tools and tests can observe what the app announces.
+    pub fn events(&self) -> EventSink {
+        self.events.clone()
     }
 
     /// Runs until the server is stopped through its handle (tests drop it).

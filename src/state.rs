@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::accounts::sessions::SessionConfig;
 use crate::accounts::{JwtKeys, PasswordHasher};
+use crate::events::EventSink;
 use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
 
@@ -16,6 +17,7 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
     pub login_limiter: LoginLimiter,
+    pub events: EventSink,
     pub settings: Arc<Settings>,
 }
 

@@ -67,17 +67,6 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
 }
 
-/// What anyone may see of a user.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PublicProfile {
-    pub id: i64,
-    pub username: String,
-    pub display_name: Option<String>,
-    pub bio: Option<String>,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("invalid input")]

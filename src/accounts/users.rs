@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use super::sessions::{self, SessionConfig, TokenPair};
 
-use super::{validate, Account, AccountError, PasswordHasher, PublicProfile, Role};
+use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::error::FieldErrors;
 
 #[derive(Debug)]
@@ -77,18 +77,6 @@ pub async fn account(db: &PgPool, user_id: i64) -> Result<Account, AccountError>
     .fetch_optional(db)
     .await?
     .ok_or(AccountError::NotFound("account"))
-}
-
-pub async fn public_profile(db: &PgPool, username: &str) -> Result<PublicProfile, AccountError> {
-    sqlx::query_as!(
-        PublicProfile,
-        r#"SELECT id, username, display_name, bio, role AS "role: Role", created_at
-           FROM users WHERE lower(username) = lower($1) AND status = 'active'"#,
-        username
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(AccountError::NotFound("user"))
 }
 
 pub async fn update_profile(

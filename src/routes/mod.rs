@@ -2,9 +2,11 @@
 //! function and map its result.
 
 pub mod auth;
+pub mod comments;
 pub mod me;
 pub mod ops;
-pub mod users;
+pub mod posts;
+pub mod social;
 
 use actix_web::web;
 
@@ -33,7 +35,54 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/me/api-keys/{id}").route(web::delete().to(me::revoke_api_key)),
                 )
-                .service(web::resource("/users/{username}").route(web::get().to(users::profile))),
+                .service(web::resource("/me/blocks").route(web::get().to(social::blocks)))
+                .service(web::resource("/users/{username}").route(web::get().to(social::profile)))
+                .service(
+                    web::resource("/users/{id}/follow")
+                        .route(web::put().to(social::follow))
+                        .route(web::delete().to(social::unfollow)),
+                )
+                .service(
+                    web::resource("/users/{id}/block")
+                        .route(web::put().to(social::block))
+                        .route(web::delete().to(social::unblock)),
+                )
+                .service(
+                    web::resource("/users/{id}/followers").route(web::get().to(social::followers)),
+                )
+                .service(
+                    web::resource("/users/{id}/following").route(web::get().to(social::following)),
+                )
+                .service(web::resource("/users/{id}/posts").route(web::get().to(posts::by_user)))
+                .service(web::resource("/posts").route(web::post().to(posts::create)))
+                .service(
+                    web::resource("/posts/{id}")
+                        .route(web::get().to(posts::get))
+                        .route(web::patch().to(posts::edit))
+                        .route(web::delete().to(posts::delete)),
+                )
+                .service(web::resource("/posts/{id}/history").route(web::get().to(posts::history)))
+                .service(
+                    web::resource("/posts/{id}/comments")
+                        .route(web::get().to(comments::for_post))
+                        .route(web::post().to(comments::create)),
+                )
+                .service(
+                    web::resource("/posts/{id}/reactions")
+                        .route(web::get().to(posts::reactions))
+                        .route(web::put().to(posts::react))
+                        .route(web::delete().to(posts::unreact)),
+                )
+                .service(web::resource("/posts/{id}/views").route(web::post().to(posts::view)))
+                .service(
+                    web::resource("/comments/{id}")
+                        .route(web::get().to(comments::get))
+                        .route(web::patch().to(comments::edit))
+                        .route(web::delete().to(comments::delete)),
+                )
+                .service(
+                    web::resource("/comments/{id}/replies").route(web::get().to(comments::replies)),
+                ),
         );
 }
 

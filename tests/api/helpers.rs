@@ -25,6 +25,7 @@ pub fn database_url_for(base: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
+    pub events: rookery::events::EventSink,
     pub client: Client,
     pub db: PgPool,
     pub database_url: String,
@@ -80,9 +81,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("migrate test database");
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let events = app.events();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
+        events,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -142,6 +145,58 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.unwrap()
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send_json(reqwest::Method::PUT, path, token, body)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.send_json(reqwest::Method::PATCH, path, token, body)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Creates a post and returns its JSON.
+    pub async fn create_post(&self, token: &str, text: &str) -> Value {
+        let res = self
+            .post("/api/v1/posts", Some(token), &json!({ "text": text }))
+            .await;
+        assert_eq!(res.status(), 201, "create post");
+        res.json().await.unwrap()
+    }
+
+    /// `n` users inserted straight into the database, with access tokens signed
+    /// by the server's key: for tests that need many callers but not logins.
+    pub async fn bulk_users(&self, prefix: &str, n: usize) -> Vec<TestUser> {
+        let keys = rookery::accounts::JwtKeys::new(&JWT_SECRET.into(), Duration::from_secs(900));
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let name = format!("{prefix}{i}");
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x') RETURNING id",
+            )
+            .bind(&name)
+            .bind(format!("{name}@example.com"))
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+            let (access, _) = keys.issue(id, rookery::accounts::Role::User, 0).unwrap();
+            users.push(TestUser {
+                id,
+                access,
+                refresh: String::new(),
+            });
+        }
+        users
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {

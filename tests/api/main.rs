@@ -5,7 +5,11 @@
 mod api_keys;
 mod auth;
 mod cli;
+mod comments;
 mod errors;
 mod helpers;
 mod me;
 mod ops;
+mod posts;
+mod reactions;
+mod social;

@@ -1,0 +1,436 @@
+//! Posts: creation with hashtags, mentions and media, edits with history,
+//! deletion, and the reads that assemble a post for a viewer. Owns `posts`,
+//! `post_edits`, `post_hashtags`, `post_mentions`, `reactions` and `post_views`.
+//!
+//! A post is visible to a viewer when it is not deleted, its author is active,
+//! and no block stands between the two. Invisible posts answer 404.
+
+pub mod reactions;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::accounts::Principal;
+use crate::domain::DomainError;
+use crate::events::{DomainEvent, EventSink};
+use crate::pagination::{paginate, IdKey, Page, PageParams};
+use crate::social::{self, PublicProfile};
+
+pub use reactions::ReactionKind;
+
+pub const MAX_MEDIA: usize = 4;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Mention {
+    pub id: i64,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PostCounts {
+    pub comments: i64,
+    /// Distinct viewers.
+    pub views: i64,
+    /// Reactions by kind; kinds nobody used are absent.
+    #[schema(value_type = BTreeMap<String, i64>)]
+    pub reactions: BTreeMap<ReactionKind, i64>,
+    pub reactions_total: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PostView {
+    pub id: i64,
+    pub author: PublicProfile,
+    pub text: String,
+    pub hashtags: Vec<String>,
+    pub mentions: Vec<Mention>,
+    pub counts: PostCounts,
+    /// The caller's own reaction, if any.
+    pub my_reaction: Option<ReactionKind>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostVersion {
+    pub text: String,
+    /// When this version was published.
+    pub published_at: DateTime<Utc>,
+    /// When an edit replaced it; null for the current version.
+    pub replaced_at: Option<DateTime<Utc>>,
+}
+
+struct PostRow {
+    id: i64,
+    author_id: i64,
+    text: String,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    comments_count: i64,
+    views_count: i64,
+}
+
+fn invalid_text(message: String) -> DomainError {
+    DomainError::invalid("text", message)
+}
+
+/// The author of a post the viewer may see, or 404.
+pub async fn visible_author(
+    db: &PgPool,
+    viewer: Option<i64>,
+    post_id: i64,
+) -> Result<i64, DomainError> {
+    sqlx::query_scalar!(
+        "SELECT p.author_id FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
+         WHERE p.id = $1 AND p.deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
+                              OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
+        post_id,
+        viewer as Option<i64>
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(DomainError::NotFound("post"))
+}
+
+/// Stores the tags and the mentions of existing users (not those in a block
+/// relation with the author); returns the ids of the users mentioned.
+async fn store_tags_and_mentions(
+    tx: &mut PgConnection,
+    post_id: i64,
+    author_id: i64,
+    text: &str,
+) -> Result<Vec<i64>, DomainError> {
+    let tags = text::hashtags(text);
+    sqlx::query!(
+        "INSERT INTO post_hashtags (post_id, tag) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        post_id,
+        &tags
+    )
+    .execute(&mut *tx)
+    .await?;
+    let names = text::mentions(text);
+    let mentioned = sqlx::query_scalar!(
+        "INSERT INTO post_mentions (post_id, user_id)
+         SELECT $1, u.id FROM users u
+         WHERE u.username = ANY($2) AND u.status = 'active'
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = $3 AND b.blocked_id = u.id) OR (b.blocker_id = u.id AND b.blocked_id = $3))
+         ON CONFLICT DO NOTHING
+         RETURNING user_id",
+        post_id,
+        &names,
+        author_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(mentioned)
+}
+
+pub async fn create(
+    db: &PgPool,
+    events: &EventSink,
+    author_id: i64,
+    raw_text: &str,
+    media_ids: &[i64],
+) -> Result<i64, DomainError> {
+    let text = text::validate(raw_text, text::TEXT_MAX).map_err(invalid_text)?;
+    if media_ids.len() > MAX_MEDIA {
+        return Err(DomainError::invalid(
+            "media_ids",
+            format!("at most {MAX_MEDIA} media per post"),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let post_id = sqlx::query_scalar!(
+        "INSERT INTO posts (author_id, text) VALUES ($1, $2) RETURNING id",
+        author_id,
+        text
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mentioned = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
+    attach_media(&mut tx, author_id, post_id, media_ids).await?;
+    tx.commit().await?;
+    events.emit(DomainEvent::PostCreated { post_id, author_id });
+    for user_id in mentioned.into_iter().filter(|id| *id != author_id) {
+        events.emit(DomainEvent::Mentioned {
+            post_id,
+            author_id,
+            user_id,
+        });
+    }
+    Ok(post_id)
+}
+
+async fn attach_media(
+    _tx: &mut PgConnection,
+    _owner: i64,
+    _post_id: i64,
+    media_ids: &[i64],
+) -> Result<(), DomainError> {
+    if let Some(id) = media_ids.first() {
+        return Err(DomainError::invalid(
+            "media_ids",
+            format!("media {id} not found"),
+        ));
+    }
+    Ok(())
+}
+
+/// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
+pub async fn load(
+    db: &PgPool,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<Vec<PostView>, DomainError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as!(
+        PostRow,
+        "SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count
+         FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
+         WHERE p.id = ANY($1) AND p.deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM blocks b
+                           WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
+                              OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
+        ids,
+        viewer as Option<i64>
+    )
+    .fetch_all(db)
+    .await?;
+    let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
+
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    for r in sqlx::query!(
+        "SELECT post_id, tag FROM post_hashtags WHERE post_id = ANY($1) ORDER BY tag",
+        &found
+    )
+    .fetch_all(db)
+    .await?
+    {
+        tags.entry(r.post_id).or_default().push(r.tag);
+    }
+    let mut mentions: HashMap<i64, Vec<Mention>> = HashMap::new();
+    for r in sqlx::query!(
+        "SELECT m.post_id, u.id, u.username FROM post_mentions m JOIN users u ON u.id = m.user_id
+         WHERE m.post_id = ANY($1) AND u.status = 'active' ORDER BY u.username",
+        &found
+    )
+    .fetch_all(db)
+    .await?
+    {
+        mentions.entry(r.post_id).or_default().push(Mention {
+            id: r.id,
+            username: r.username,
+        });
+    }
+    let mut reactions: HashMap<i64, BTreeMap<ReactionKind, i64>> = HashMap::new();
+    for r in sqlx::query!(
+        r#"SELECT post_id, kind AS "kind: ReactionKind", count(*) AS "n!"
+           FROM reactions WHERE post_id = ANY($1) GROUP BY post_id, kind"#,
+        &found
+    )
+    .fetch_all(db)
+    .await?
+    {
+        reactions.entry(r.post_id).or_default().insert(r.kind, r.n);
+    }
+    let mine: HashMap<i64, ReactionKind> = match viewer {
+        Some(v) => sqlx::query!(
+            r#"SELECT post_id, kind AS "kind: ReactionKind" FROM reactions WHERE post_id = ANY($1) AND user_id = $2"#,
+            &found,
+            v
+        )
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.post_id, r.kind))
+        .collect(),
+        None => HashMap::new(),
+    };
+    let author_ids: Vec<i64> = rows.iter().map(|r| r.author_id).collect();
+    let authors = social::profiles(db, viewer, &author_ids).await?;
+
+    let mut by_id: HashMap<i64, PostView> = HashMap::new();
+    for row in rows {
+        let Some(author) = authors.get(&row.author_id).cloned() else {
+            continue;
+        };
+        let kinds = reactions.remove(&row.id).unwrap_or_default();
+        let view = PostView {
+            id: row.id,
+            author,
+            text: row.text,
+            hashtags: tags.remove(&row.id).unwrap_or_default(),
+            mentions: mentions.remove(&row.id).unwrap_or_default(),
+            counts: PostCounts {
+                comments: row.comments_count,
+                views: row.views_count,
+                reactions_total: kinds.values().sum(),
+                reactions: kinds,
+            },
+            my_reaction: mine.get(&row.id).copied(),
+            created_at: row.created_at,
+            edited_at: row.edited_at,
+        };
+        by_id.insert(row.id, view);
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+pub async fn get(db: &PgPool, viewer: Option<i64>, post_id: i64) -> Result<PostView, DomainError> {
+    load(db, viewer, &[post_id])
+        .await?
+        .pop()
+        .ok_or(DomainError::NotFound("post"))
+}
+
+/// The author only. The text before the edit goes into the history.
+pub async fn edit(
+    db: &PgPool,
+    events: &EventSink,
+    editor: i64,
+    post_id: i64,
+    raw_text: &str,
+) -> Result<(), DomainError> {
+    let author_id = visible_author(db, Some(editor), post_id).await?;
+    if author_id != editor {
+        return Err(DomainError::Forbidden("only the author may edit a post"));
+    }
+    let text = text::validate(raw_text, text::TEXT_MAX).map_err(invalid_text)?;
+    let mut tx = db.begin().await?;
+    let current = sqlx::query!(
+        "SELECT text, created_at, edited_at FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        post_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(DomainError::NotFound("post"))?;
+    sqlx::query!(
+        "INSERT INTO post_edits (post_id, text, valid_from) VALUES ($1, $2, $3)",
+        post_id,
+        current.text,
+        current.edited_at.unwrap_or(current.created_at)
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE posts SET text = $2, edited_at = now() WHERE id = $1",
+        post_id,
+        text
+    )
+    .execute(&mut *tx)
+    .await?;
+    let before: Vec<i64> = sqlx::query_scalar!(
+        "SELECT user_id FROM post_mentions WHERE post_id = $1",
+        post_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM post_hashtags WHERE post_id = $1", post_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM post_mentions WHERE post_id = $1", post_id)
+        .execute(&mut *tx)
+        .await?;
+    let after = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
+    tx.commit().await?;
+    events.emit(DomainEvent::PostEdited { post_id, author_id });
+    for user_id in after
+        .into_iter()
+        .filter(|id| *id != author_id && !before.contains(id))
+    {
+        events.emit(DomainEvent::Mentioned {
+            post_id,
+            author_id,
+            user_id,
+        });
+    }
+    Ok(())
+}
+
+/// The author, or a moderator or admin.
+pub async fn delete(
+    db: &PgPool,
+    events: &EventSink,
+    by: &Principal,
+    post_id: i64,
+) -> Result<(), DomainError> {
+    let author_id = visible_author(db, Some(by.user_id), post_id).await?;
+    if author_id != by.user_id && !by.role.can_moderate() {
+        return Err(DomainError::Forbidden(
+            "only the author or a moderator may delete a post",
+        ));
+    }
+    sqlx::query!(
+        "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
+        post_id
+    )
+    .execute(db)
+    .await?;
+    events.emit(DomainEvent::PostDeleted { post_id, author_id });
+    Ok(())
+}
+
+/// Every version, oldest first, the current one last.
+pub async fn history(
+    db: &PgPool,
+    viewer: Option<i64>,
+    post_id: i64,
+) -> Result<Vec<PostVersion>, DomainError> {
+    visible_author(db, viewer, post_id).await?;
+    let mut versions: Vec<PostVersion> = sqlx::query_as!(
+        PostVersion,
+        r#"SELECT text, valid_from AS published_at, replaced_at AS "replaced_at?" FROM post_edits
+           WHERE post_id = $1 ORDER BY id"#,
+        post_id
+    )
+    .fetch_all(db)
+    .await?;
+    let current = sqlx::query!(
+        "SELECT text, created_at, edited_at FROM posts WHERE id = $1",
+        post_id
+    )
+    .fetch_one(db)
+    .await?;
+    versions.push(PostVersion {
+        text: current.text,
+        published_at: current.edited_at.unwrap_or(current.created_at),
+        replaced_at: None,
+    });
+    Ok(versions)
+}
+
+/// A user's posts, newest first.
+pub async fn by_user(
+    db: &PgPool,
+    viewer: Option<i64>,
+    user_id: i64,
+    page: &PageParams,
+) -> Result<Page<PostView>, DomainError> {
+    social::profile(db, viewer, user_id).await?;
+    let limit = page.limit()?;
+    let cursor: Option<IdKey> = page.cursor()?;
+    let ids = sqlx::query_scalar!(
+        "SELECT id FROM posts WHERE author_id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+        user_id,
+        cursor.map(|c| c.id),
+        limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    let (ids, next_cursor) = paginate(ids, limit, |id| IdKey { id: *id });
+    Ok(Page {
+        items: load(db, viewer, &ids).await?,
+        next_cursor,
+    })
+}

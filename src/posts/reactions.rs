@@ -1,0 +1,196 @@
+//! Reactions (one per user per post) and distinct views. Counters on `posts`
+//! change in the same transaction as the rows they count, so they stay exact
+//! under any concurrency: the UPDATE's row lock serialises writers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use super::visible_author;
+use crate::domain::DomainError;
+use crate::events::{DomainEvent, EventSink};
+use crate::pagination::{paginate, Page, PageParams, TimeKey};
+use crate::social::{self, PublicProfile};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    sqlx::Type,
+)]
+#[sqlx(type_name = "reaction_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionKind {
+    Like,
+    Love,
+    Haha,
+    Wow,
+    Sad,
+    Angry,
+}
+
+/// Adds or replaces the caller's reaction. Repeating the same kind changes nothing.
+pub async fn react(
+    db: &PgPool,
+    events: &EventSink,
+    user_id: i64,
+    post_id: i64,
+    kind: ReactionKind,
+) -> Result<(), DomainError> {
+    let post_author_id = visible_author(db, Some(user_id), post_id).await?;
+    let mut tx = db.begin().await?;
+    let previous = sqlx::query_scalar!(
+        r#"SELECT kind AS "kind: ReactionKind" FROM reactions WHERE post_id = $1 AND user_id = $2 FOR UPDATE"#,
+        post_id,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if previous == Some(kind) {
+        return Ok(());
+    }
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO reactions (post_id, user_id, kind) VALUES ($1, $2, $3)
+           ON CONFLICT (post_id, user_id) DO UPDATE SET kind = EXCLUDED.kind, created_at = now()
+           RETURNING (xmax = 0) AS "inserted!""#,
+        post_id,
+        user_id,
+        kind as ReactionKind
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if inserted {
+        sqlx::query!(
+            "UPDATE posts SET reactions_count = reactions_count + 1 WHERE id = $1",
+            post_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    events.emit(DomainEvent::ReactionAdded {
+        post_id,
+        post_author_id,
+        user_id,
+        kind,
+    });
+    Ok(())
+}
+
+/// Idempotent.
+pub async fn unreact(db: &PgPool, user_id: i64, post_id: i64) -> Result<(), DomainError> {
+    visible_author(db, Some(user_id), post_id).await?;
+    let mut tx = db.begin().await?;
+    let removed = sqlx::query!(
+        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2",
+        post_id,
+        user_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if removed > 0 {
+        sqlx::query!(
+            "UPDATE posts SET reactions_count = reactions_count - 1 WHERE id = $1",
+            post_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reactor {
+    pub user: PublicProfile,
+    pub kind: ReactionKind,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who reacted, newest first, optionally only one kind.
+pub async fn list(
+    db: &PgPool,
+    viewer: Option<i64>,
+    post_id: i64,
+    kind: Option<ReactionKind>,
+    page: &PageParams,
+) -> Result<Page<Reactor>, DomainError> {
+    visible_author(db, viewer, post_id).await?;
+    let limit = page.limit()?;
+    let cursor: Option<TimeKey> = page.cursor()?;
+    let rows = sqlx::query!(
+        r#"SELECT r.user_id, r.kind AS "kind: ReactionKind", r.created_at
+           FROM reactions r JOIN users u ON u.id = r.user_id AND u.status = 'active'
+           WHERE r.post_id = $1
+             AND ($2::reaction_kind IS NULL OR r.kind = $2)
+             AND ($3::timestamptz IS NULL OR (r.created_at, r.user_id) < ($3, $4))
+             AND NOT EXISTS (SELECT 1 FROM blocks b
+                             WHERE (b.blocker_id = $5 AND b.blocked_id = r.user_id)
+                                OR (b.blocker_id = r.user_id AND b.blocked_id = $5))
+           ORDER BY r.created_at DESC, r.user_id DESC
+           LIMIT $6"#,
+        post_id,
+        kind as Option<ReactionKind>,
+        cursor.map(|c| c.t),
+        cursor.map_or(0, |c| c.id),
+        viewer as Option<i64>,
+        limit + 1
+    )
+    .fetch_all(db)
+    .await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| TimeKey {
+        t: r.created_at,
+        id: r.user_id,
+    });
+    let ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    let mut profiles = social::profiles(db, viewer, &ids).await?;
+    let items = rows
+        .into_iter()
+        .filter_map(|r| {
+            profiles.remove(&r.user_id).map(|user| Reactor {
+                user,
+                kind: r.kind,
+                created_at: r.created_at,
+            })
+        })
+        .collect();
+    Ok(Page { items, next_cursor })
+}
+
+/// Records that `viewer` saw the post; returns the number of distinct viewers.
+pub async fn record_view(db: &PgPool, viewer: i64, post_id: i64) -> Result<i64, DomainError> {
+    visible_author(db, Some(viewer), post_id).await?;
+    let mut tx = db.begin().await?;
+    let first = sqlx::query!(
+        "INSERT INTO post_views (post_id, viewer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        post_id,
+        viewer
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let views = if first > 0 {
+        sqlx::query_scalar!(
+            "UPDATE posts SET views_count = views_count + 1 WHERE id = $1 RETURNING views_count",
+            post_id
+        )
+        .fetch_one(&mut *tx)
+        .await?
+    } else {
+        sqlx::query_scalar!("SELECT views_count FROM posts WHERE id = $1", post_id)
+            .fetch_one(&mut *tx)
+            .await?
+    };
+    tx.commit().await?;
+    Ok(views)
+}

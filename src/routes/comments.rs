@@ -1,0 +1,107 @@
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::comments::{self, CommentView};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Auth, MaybeAuth};
+use crate::pagination::{Page, PageParams};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCommentRequest {
+    /// 1 to 1000 characters after trimming.
+    pub text: String,
+    /// A top-level comment of the same post, to reply to it.
+    pub parent_id: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditCommentRequest {
+    pub text: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "comments", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)), request_body = CreateCommentRequest,
+    responses((status = 201, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<i64>,
+    body: web::Json<CreateCommentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let comment = comments::create(
+        &state.db,
+        &state.events,
+        p.user_id,
+        id.into_inner(),
+        &body.text,
+        body.parent_id,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(comment))
+}
+
+#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", params(("id" = i64, Path), PageParams),
+    responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn for_post(
+    state: web::Data<AppState>,
+    viewer: MaybeAuth,
+    id: web::Path<i64>,
+    page: web::Query<PageParams>,
+) -> Result<web::Json<Page<CommentView>>, ApiError> {
+    Ok(web::Json(
+        comments::for_post(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", params(("id" = i64, Path)),
+    responses((status = 200, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    state: web::Data<AppState>,
+    viewer: MaybeAuth,
+    id: web::Path<i64>,
+) -> Result<web::Json<CommentView>, ApiError> {
+    Ok(web::Json(
+        comments::get(&state.db, viewer.user_id(), id.into_inner()).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", params(("id" = i64, Path), PageParams),
+    responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn replies(
+    state: web::Data<AppState>,
+    viewer: MaybeAuth,
+    id: web::Path<i64>,
+    page: web::Query<PageParams>,
+) -> Result<web::Json<Page<CommentView>>, ApiError> {
+    Ok(web::Json(
+        comments::replies(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)), request_body = EditCommentRequest,
+    responses((status = 200, body = CommentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn edit(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<i64>,
+    body: web::Json<EditCommentRequest>,
+) -> Result<web::Json<CommentView>, ApiError> {
+    Ok(web::Json(
+        comments::edit(&state.db, p.user_id, id.into_inner(), &body.text).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted, with its replies"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    comments::delete(&state.db, &p, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
