@@ -7,6 +7,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY .sqlx ./.sqlx
 COPY migrations ./migrations
 COPY src ./src
+COPY actors ./actors
 COPY tests ./tests
 # The registry and target caches survive between builds: only changed crates rebuild.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \

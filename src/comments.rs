@@ -165,14 +165,14 @@ pub async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
-    events.emit(DomainEvent::CommentCreated {
+    let event = DomainEvent::CommentCreated {
         comment_id: row.id,
         post_id,
         post_author_id,
         author_id,
         parent_author_id,
-    });
+    };
+    events.commit(tx, vec![event]).await?;
     views(db, Some(author_id), vec![row])
         .await?
         .pop()

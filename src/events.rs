@@ -1,71 +1,50 @@
 //! Domain events: every write that others may care about is announced here,
-//! from one place per resource, after its transaction commits. The real-time
-//! engine subscribes to route them to feeds, notifications and sockets.
+//! from one place per resource. Events are recorded in the write's own
+//! transaction (the outbox), so they exist exactly when the change does; after
+//! the commit the real-time engine is poked and in-process observers are told.
 
-use serde::Serialize;
+use sqlx::{Postgres, Transaction};
 use tokio::sync::broadcast;
 
-use crate::posts::ReactionKind;
+pub use rookery_actors::{DomainEvent, Engine, ReactionKind};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DomainEvent {
-    PostCreated {
-        post_id: i64,
-        author_id: i64,
-    },
-    PostEdited {
-        post_id: i64,
-        author_id: i64,
-    },
-    PostDeleted {
-        post_id: i64,
-        author_id: i64,
-    },
-    CommentCreated {
-        comment_id: i64,
-        post_id: i64,
-        post_author_id: i64,
-        author_id: i64,
-        parent_author_id: Option<i64>,
-    },
-    ReactionAdded {
-        post_id: i64,
-        post_author_id: i64,
-        user_id: i64,
-        kind: ReactionKind,
-    },
-    Followed {
-        follower_id: i64,
-        followee_id: i64,
-    },
-    Mentioned {
-        post_id: i64,
-        author_id: i64,
-        user_id: i64,
-    },
-}
-
-/// The one sink every domain module emits into. Cloning shares the channel.
+/// The one sink every domain module emits into. Cloning shares it.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: broadcast::Sender<DomainEvent>,
+    observers: broadcast::Sender<DomainEvent>,
+    engine: Option<Engine>,
 }
 
 impl EventSink {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, engine: Option<Engine>) -> Self {
         Self {
-            tx: broadcast::channel(capacity.max(1)).0,
+            observers: broadcast::channel(capacity.max(1)).0,
+            engine,
         }
     }
 
-    /// Never blocks the write path; with no subscriber the event is dropped.
-    pub fn emit(&self, event: DomainEvent) {
-        tracing::debug!(?event, "domain event");
-        let _ = self.tx.send(event);
+    /// Records `events` in `tx`, commits it, then announces them.
+    pub async fn commit(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        events: Vec<DomainEvent>,
+    ) -> Result<(), sqlx::Error> {
+        for event in &events {
+            rookery_actors::outbox::record(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        for event in events {
+            tracing::debug!(?event, "domain event");
+            let _ = self.observers.send(event);
+        }
+        if let Some(engine) = &self.engine {
+            engine.poke();
+        }
+        Ok(())
     }
 
+    /// Observes committed events in this process (tests and tools).
     pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
-        self.tx.subscribe()
+        self.observers.subscribe()
     }
 }

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod home;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;

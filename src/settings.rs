@@ -19,6 +19,7 @@ pub const DEFAULT_DB_ACQUIRE_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
+pub const DEFAULT_FANOUT_LIMIT: i64 = 10_000;
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -142,6 +143,9 @@ pub struct SettingsArgs {
     /// Lifetime of refresh tokens, in days.
     #[arg(long, env = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", value_name = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", global = true, default_value_t = DEFAULT_REFRESH_TOKEN_TTL_DAYS)]
     pub refresh_token_ttl_days: u64,
+    /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
+    #[arg(long, env = "FANOUT_LIMIT", value_name = "FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
+    pub fanout_limit: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +180,7 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    pub fanout_limit: i64,
 }
 
 impl Settings {
@@ -233,6 +238,12 @@ impl Settings {
                 reason: "must be 1 to 86400 seconds".into(),
             });
         }
+        if args.fanout_limit < 0 {
+            return Err(SettingsError::Invalid {
+                var: "FANOUT_LIMIT",
+                reason: "must be 0 or more".into(),
+            });
+        }
         if !(1..=3650).contains(&args.refresh_token_ttl_days) {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
@@ -260,6 +271,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
             access_token_ttl: Duration::from_secs(args.access_token_ttl),
             refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_days * 24 * 3600),
+            fanout_limit: args.fanout_limit,
         })
     }
 

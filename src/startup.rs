@@ -21,6 +21,7 @@ use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
+use rookery_actors::{Engine, EngineConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -70,7 +71,16 @@ impl Application {
             hasher: PasswordHasher::new(hash_workers)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
             login_limiter: LoginLimiter::new(settings.login_per_minute),
-            events: EventSink::new(4096),
+            events: EventSink::new(
+                4096,
+                Some(Engine::start(
+                    db.clone(),
+                    EngineConfig {
+                        fanout_limit: settings.fanout_limit,
+                        ..EngineConfig::default()
+                    },
+                )),
+            ),
             db,
             redis,
             settings: Arc::new(settings),

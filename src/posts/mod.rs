@@ -157,15 +157,18 @@ pub async fn create(
     .await?;
     let mentioned = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
     attach_media(&mut tx, author_id, post_id, media_ids).await?;
-    tx.commit().await?;
-    events.emit(DomainEvent::PostCreated { post_id, author_id });
-    for user_id in mentioned.into_iter().filter(|id| *id != author_id) {
-        events.emit(DomainEvent::Mentioned {
-            post_id,
-            author_id,
-            user_id,
-        });
-    }
+    let mut announced = vec![DomainEvent::PostCreated { post_id, author_id }];
+    announced.extend(
+        mentioned
+            .into_iter()
+            .filter(|id| *id != author_id)
+            .map(|user_id| DomainEvent::Mentioned {
+                post_id,
+                author_id,
+                user_id,
+            }),
+    );
+    events.commit(tx, announced).await?;
     Ok(post_id)
 }
 
@@ -342,18 +345,18 @@ pub async fn edit(
         .execute(&mut *tx)
         .await?;
     let after = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
-    tx.commit().await?;
-    events.emit(DomainEvent::PostEdited { post_id, author_id });
-    for user_id in after
-        .into_iter()
-        .filter(|id| *id != author_id && !before.contains(id))
-    {
-        events.emit(DomainEvent::Mentioned {
-            post_id,
-            author_id,
-            user_id,
-        });
-    }
+    let mut announced = vec![DomainEvent::PostEdited { post_id, author_id }];
+    announced.extend(
+        after
+            .into_iter()
+            .filter(|id| *id != author_id && !before.contains(id))
+            .map(|user_id| DomainEvent::Mentioned {
+                post_id,
+                author_id,
+                user_id,
+            }),
+    );
+    events.commit(tx, announced).await?;
     Ok(())
 }
 
@@ -370,13 +373,20 @@ pub async fn delete(
             "only the author or a moderator may delete a post",
         ));
     }
-    sqlx::query!(
+    let mut tx = db.begin().await?;
+    let deleted = sqlx::query!(
         "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL",
         post_id
     )
-    .execute(db)
-    .await?;
-    events.emit(DomainEvent::PostDeleted { post_id, author_id });
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let announced = if deleted > 0 {
+        vec![DomainEvent::PostDeleted { post_id, author_id }]
+    } else {
+        Vec::new()
+    };
+    events.commit(tx, announced).await?;
     Ok(())
 }
 

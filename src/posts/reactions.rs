@@ -3,7 +3,7 @@
 //! under any concurrency: the UPDATE's row lock serialises writers.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
@@ -13,30 +13,7 @@ use crate::events::{DomainEvent, EventSink};
 use crate::pagination::{paginate, Page, PageParams, TimeKey};
 use crate::social::{self, PublicProfile};
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    sqlx::Type,
-)]
-#[sqlx(type_name = "reaction_kind", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum ReactionKind {
-    Like,
-    Love,
-    Haha,
-    Wow,
-    Sad,
-    Angry,
-}
+pub use rookery_actors::ReactionKind;
 
 /// Adds or replaces the caller's reaction. Repeating the same kind changes nothing.
 pub async fn react(
@@ -76,13 +53,13 @@ pub async fn react(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
-    events.emit(DomainEvent::ReactionAdded {
+    let event = DomainEvent::ReactionAdded {
         post_id,
         post_author_id,
         user_id,
         kind,
-    });
+    };
+    events.commit(tx, vec![event]).await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod comments;
+pub mod home;
 pub mod me;
 pub mod ops;
 pub mod posts;
@@ -34,6 +35,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/me/api-keys/{id}").route(web::delete().to(me::revoke_api_key)),
+                )
+                .service(web::resource("/feed").route(web::get().to(home::feed)))
+                .service(web::resource("/notifications").route(web::get().to(home::notifications)))
+                .service(
+                    web::resource("/notifications/unread-count")
+                        .route(web::get().to(home::unread_count)),
+                )
+                .service(
+                    web::resource("/notifications/read").route(web::post().to(home::mark_read)),
                 )
                 .service(web::resource("/me/blocks").route(web::get().to(social::blocks)))
                 .service(web::resource("/users/{username}").route(web::get().to(social::profile)))

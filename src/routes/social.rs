@@ -43,7 +43,7 @@ pub async fn unfollow(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    social::unfollow(&state.db, p.user_id, id.into_inner()).await?;
+    social::unfollow(&state.db, &state.events, p.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -87,7 +87,7 @@ pub async fn block(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    social::block(&state.db, p.user_id, id.into_inner()).await?;
+    social::block(&state.db, &state.events, p.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

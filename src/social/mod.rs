@@ -152,6 +152,7 @@ pub async fn follow(
     }
     // The profile lookup already refuses absent, inactive and blocked users.
     profile(db, Some(follower), followee).await?;
+    let mut tx = db.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO follows (follower_id, followee_id)
          SELECT $1, $2
@@ -161,32 +162,56 @@ pub async fn follow(
         follower,
         followee
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
-    if inserted == 1 {
-        events.emit(DomainEvent::Followed {
+    let announced = if inserted == 1 {
+        vec![DomainEvent::Followed {
             follower_id: follower,
             followee_id: followee,
-        });
-    }
+        }]
+    } else {
+        Vec::new()
+    };
+    events.commit(tx, announced).await?;
     profile(db, Some(follower), followee).await
 }
 
 /// Idempotent.
-pub async fn unfollow(db: &PgPool, follower: i64, followee: i64) -> Result<(), DomainError> {
-    sqlx::query!(
+pub async fn unfollow(
+    db: &PgPool,
+    events: &EventSink,
+    follower: i64,
+    followee: i64,
+) -> Result<(), DomainError> {
+    let mut tx = db.begin().await?;
+    let removed = sqlx::query!(
         "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2",
         follower,
         followee
     )
-    .execute(db)
-    .await?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let announced = if removed > 0 {
+        vec![DomainEvent::Unfollowed {
+            follower_id: follower,
+            followee_id: followee,
+        }]
+    } else {
+        Vec::new()
+    };
+    events.commit(tx, announced).await?;
     Ok(())
 }
 
 /// Idempotent. Removes follows in both directions, in the same transaction.
-pub async fn block(db: &PgPool, blocker: i64, blocked: i64) -> Result<(), DomainError> {
+pub async fn block(
+    db: &PgPool,
+    events: &EventSink,
+    blocker: i64,
+    blocked: i64,
+) -> Result<(), DomainError> {
     if blocker == blocked {
         return Err(DomainError::invalid("id", "you cannot block yourself"));
     }
@@ -214,7 +239,15 @@ pub async fn block(db: &PgPool, blocker: i64, blocked: i64) -> Result<(), Domain
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    events
+        .commit(
+            tx,
+            vec![DomainEvent::Blocked {
+                blocker_id: blocker,
+                blocked_id: blocked,
+            }],
+        )
+        .await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod comments;
 mod errors;
+mod feed;
 mod helpers;
 mod me;
 mod ops;

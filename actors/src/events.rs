@@ -1,0 +1,76 @@
+//! Domain events: what happened, as facts other parts of the system react to.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    sqlx::Type,
+)]
+#[sqlx(type_name = "reaction_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionKind {
+    Like,
+    Love,
+    Haha,
+    Wow,
+    Sad,
+    Angry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DomainEvent {
+    PostCreated {
+        post_id: i64,
+        author_id: i64,
+    },
+    PostEdited {
+        post_id: i64,
+        author_id: i64,
+    },
+    PostDeleted {
+        post_id: i64,
+        author_id: i64,
+    },
+    CommentCreated {
+        comment_id: i64,
+        post_id: i64,
+        post_author_id: i64,
+        author_id: i64,
+        parent_author_id: Option<i64>,
+    },
+    ReactionAdded {
+        post_id: i64,
+        post_author_id: i64,
+        user_id: i64,
+        kind: ReactionKind,
+    },
+    Followed {
+        follower_id: i64,
+        followee_id: i64,
+    },
+    Unfollowed {
+        follower_id: i64,
+        followee_id: i64,
+    },
+    Blocked {
+        blocker_id: i64,
+        blocked_id: i64,
+    },
+    Mentioned {
+        post_id: i64,
+        author_id: i64,
+        user_id: i64,
+    },
+}

@@ -1,0 +1,258 @@
+//! Home timelines. The feed supervisor writes each new post into its
+//! followers' timelines (fan-out on write), except for authors with more than
+//! `fanout_limit` followers, whose posts are merged in when timelines are
+//! read. Owns `timelines` and `feed_pull_authors`.
+//!
+//! Reads re-check every rule (the follow still stands, the post is not
+//! deleted, no block), so the supervisor running behind never shows a reader
+//! something it should not see.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+
+use crate::events::DomainEvent;
+use crate::outbox::ConsumerKind;
+use crate::supervisor::EventHandler;
+
+/// Posts a new follow brings into the follower's timeline at once.
+const BACKFILL: i64 = 100;
+
+#[derive(Clone)]
+pub struct FeedHandler {
+    pub fanout_limit: i64,
+}
+
+impl EventHandler for FeedHandler {
+    const KIND: ConsumerKind = ConsumerKind::Feed;
+    const NAME: &'static str = "feed";
+
+    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
+        match *event {
+            DomainEvent::PostCreated { post_id, author_id } => {
+                self.fan_out(tx, post_id, author_id).await
+            }
+            DomainEvent::PostDeleted { post_id, .. } => {
+                sqlx::query!("DELETE FROM timelines WHERE post_id = $1", post_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+            DomainEvent::Followed {
+                follower_id,
+                followee_id,
+            } => self.backfill(tx, follower_id, followee_id).await,
+            DomainEvent::Unfollowed {
+                follower_id,
+                followee_id,
+            } => {
+                sqlx::query!(
+                    "DELETE FROM timelines WHERE user_id = $1 AND author_id = $2",
+                    follower_id,
+                    followee_id
+                )
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+            DomainEvent::Blocked {
+                blocker_id,
+                blocked_id,
+            } => {
+                sqlx::query!(
+                    "DELETE FROM timelines WHERE (user_id = $1 AND author_id = $2) OR (user_id = $2 AND author_id = $1)",
+                    blocker_id,
+                    blocked_id
+                )
+                .execute(&mut *tx)
+                .await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FeedHandler {
+    /// Whether `author_id`'s posts are merged on read rather than written out;
+    /// decides (and records) it when the author passes the limit.
+    async fn is_pulled(&self, tx: &mut PgConnection, author_id: i64) -> Result<bool, sqlx::Error> {
+        let marked = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM feed_pull_authors WHERE user_id = $1) AS "pull!""#,
+            author_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if marked {
+            return Ok(true);
+        }
+        // Counting stops just past the limit: a celebrity's millions are never scanned.
+        let followers = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM (SELECT 1 FROM follows WHERE followee_id = $1 LIMIT $2) f"#,
+            author_id,
+            self.fanout_limit + 1
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if followers > self.fanout_limit {
+            sqlx::query!(
+                "INSERT INTO feed_pull_authors (user_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                author_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A new follow brings the followee's recent posts into the timeline at once.
+    async fn backfill(
+        &self,
+        tx: &mut PgConnection,
+        follower_id: i64,
+        followee_id: i64,
+    ) -> Result<(), sqlx::Error> {
+        if self.is_pulled(tx, followee_id).await? {
+            return Ok(());
+        }
+        sqlx::query!(
+            "INSERT INTO timelines (user_id, post_id, author_id)
+             SELECT $1, p.id, p.author_id FROM posts p
+             WHERE p.author_id = $2 AND p.deleted_at IS NULL
+               AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = $2)
+             ORDER BY p.id DESC LIMIT $3
+             ON CONFLICT DO NOTHING",
+            follower_id,
+            followee_id,
+            BACKFILL
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn fan_out(
+        &self,
+        tx: &mut PgConnection,
+        post_id: i64,
+        author_id: i64,
+    ) -> Result<(), sqlx::Error> {
+        if self.is_pulled(tx, author_id).await? {
+            return Ok(());
+        }
+        // One statement: Postgres writes the whole batch.
+        sqlx::query!(
+            "INSERT INTO timelines (user_id, post_id, author_id)
+             SELECT f.follower_id, p.id, p.author_id FROM follows f JOIN posts p ON p.id = $1
+             WHERE f.followee_id = $2 AND p.deleted_at IS NULL
+             ON CONFLICT DO NOTHING",
+            post_id,
+            author_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedOrder {
+    Latest,
+    Popular,
+}
+
+/// The sort key of a feed page's last item, for the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedKey {
+    pub id: i64,
+    /// Only for `popular`: the reaction count the item was ranked by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<i64>,
+}
+
+pub struct FeedRow {
+    pub id: i64,
+    pub reactions_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to `limit` post ids of `user_id`'s home feed after `after`: the posts of
+/// the people they follow and their own, visible to them.
+pub async fn page(
+    db: &PgPool,
+    user_id: i64,
+    order: FeedOrder,
+    after: Option<FeedKey>,
+    limit: i64,
+) -> Result<Vec<FeedRow>, sqlx::Error> {
+    match order {
+        FeedOrder::Latest => {
+            sqlx::query_as!(
+                FeedRow,
+                "WITH candidates AS (
+                     SELECT t.post_id AS id FROM timelines t
+                     JOIN follows f ON f.follower_id = t.user_id AND f.followee_id = t.author_id
+                     WHERE t.user_id = $1 AND ($2::bigint IS NULL OR t.post_id < $2)
+                     UNION
+                     SELECT p.id FROM posts p WHERE p.author_id = $1 AND ($2::bigint IS NULL OR p.id < $2)
+                     UNION
+                     SELECT p.id FROM follows f
+                     JOIN feed_pull_authors pa ON pa.user_id = f.followee_id
+                     JOIN posts p ON p.author_id = f.followee_id
+                     WHERE f.follower_id = $1 AND ($2::bigint IS NULL OR p.id < $2)
+                 )
+                 SELECT p.id, p.reactions_count, p.created_at
+                 FROM candidates c
+                 JOIN posts p ON p.id = c.id
+                 JOIN users u ON u.id = p.author_id AND u.status = 'active'
+                 WHERE p.deleted_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM blocks b
+                                   WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
+                                      OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
+                 ORDER BY p.id DESC
+                 LIMIT $3",
+                user_id,
+                after.map(|k| k.id),
+                limit
+            )
+            .fetch_all(db)
+            .await
+        }
+        FeedOrder::Popular => {
+            sqlx::query_as!(
+                FeedRow,
+                "WITH candidates AS (
+                     SELECT t.post_id AS id FROM timelines t
+                     JOIN follows f ON f.follower_id = t.user_id AND f.followee_id = t.author_id
+                     WHERE t.user_id = $1
+                     UNION
+                     SELECT p.id FROM posts p WHERE p.author_id = $1 AND p.created_at > now() - interval '7 days'
+                     UNION
+                     SELECT p.id FROM follows f
+                     JOIN feed_pull_authors pa ON pa.user_id = f.followee_id
+                     JOIN posts p ON p.author_id = f.followee_id
+                     WHERE f.follower_id = $1 AND p.created_at > now() - interval '7 days'
+                 )
+                 SELECT p.id, p.reactions_count, p.created_at
+                 FROM candidates c
+                 JOIN posts p ON p.id = c.id
+                 JOIN users u ON u.id = p.author_id AND u.status = 'active'
+                 WHERE p.deleted_at IS NULL AND p.created_at > now() - interval '7 days'
+                   AND ($2::bigint IS NULL OR (p.reactions_count, p.id) < ($2, $3))
+                   AND NOT EXISTS (SELECT 1 FROM blocks b
+                                   WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
+                                      OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
+                 ORDER BY p.reactions_count DESC, p.id DESC
+                 LIMIT $4",
+                user_id,
+                after.and_then(|k| k.r),
+                after.map_or(0, |k| k.id),
+                limit
+            )
+            .fetch_all(db)
+            .await
+        }
+    }
+}

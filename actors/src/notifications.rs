@@ -1,0 +1,246 @@
+//! Notifications. The notification supervisor turns domain events into
+//! notifications for the people they concern; repeats of the same thing
+//! collapse into one row (liking, unliking and liking again notifies once).
+//! Owns `notifications`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+
+use crate::events::DomainEvent;
+use crate::outbox::ConsumerKind;
+use crate::supervisor::EventHandler;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "notification_kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationKind {
+    Follow,
+    Reaction,
+    Comment,
+    Reply,
+    Mention,
+    Moderation,
+}
+
+#[derive(Clone)]
+pub struct NotificationHandler;
+
+struct New {
+    user_id: i64,
+    kind: NotificationKind,
+    actor_id: i64,
+    post_id: Option<i64>,
+    comment_id: Option<i64>,
+    key: String,
+    data: serde_json::Value,
+    /// Whether a repeat updates the data (a changed reaction kind) or is ignored.
+    update_data: bool,
+}
+
+async fn notify(tx: &mut PgConnection, n: New) -> Result<(), sqlx::Error> {
+    if n.user_id == n.actor_id {
+        return Ok(());
+    }
+    // Nobody is told about the doings of someone in a block relation with them.
+    sqlx::query!(
+        r#"INSERT INTO notifications (user_id, kind, actor_id, post_id, comment_id, dedup_key, data)
+           SELECT $1, $2, $3, $4, $5, $6, $7
+           WHERE NOT EXISTS (SELECT 1 FROM blocks b
+                             WHERE (b.blocker_id = $1 AND b.blocked_id = $3) OR (b.blocker_id = $3 AND b.blocked_id = $1))
+           ON CONFLICT (user_id, dedup_key) DO UPDATE
+               SET data = CASE WHEN $8 THEN EXCLUDED.data ELSE notifications.data END"#,
+        n.user_id,
+        n.kind as NotificationKind,
+        n.actor_id,
+        n.post_id,
+        n.comment_id,
+        n.key,
+        n.data,
+        n.update_data
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl EventHandler for NotificationHandler {
+    const KIND: ConsumerKind = ConsumerKind::Notifications;
+    const NAME: &'static str = "notifications";
+
+    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
+        let base = |user_id, kind, actor_id, key: String| New {
+            user_id,
+            kind,
+            actor_id,
+            post_id: None,
+            comment_id: None,
+            key,
+            data: serde_json::json!({}),
+            update_data: false,
+        };
+        match *event {
+            DomainEvent::Followed {
+                follower_id,
+                followee_id,
+            } => {
+                notify(
+                    tx,
+                    base(
+                        followee_id,
+                        NotificationKind::Follow,
+                        follower_id,
+                        format!("follow:{follower_id}"),
+                    ),
+                )
+                .await
+            }
+            DomainEvent::ReactionAdded {
+                post_id,
+                post_author_id,
+                user_id,
+                kind,
+            } => {
+                let mut n = base(
+                    post_author_id,
+                    NotificationKind::Reaction,
+                    user_id,
+                    format!("reaction:{post_id}:{user_id}"),
+                );
+                n.post_id = Some(post_id);
+                n.data = serde_json::json!({ "reaction": kind });
+                n.update_data = true;
+                notify(tx, n).await
+            }
+            DomainEvent::CommentCreated {
+                comment_id,
+                post_id,
+                post_author_id,
+                author_id,
+                parent_author_id,
+            } => {
+                if let Some(parent_author) = parent_author_id {
+                    let mut n = base(
+                        parent_author,
+                        NotificationKind::Reply,
+                        author_id,
+                        format!("reply:{comment_id}"),
+                    );
+                    n.post_id = Some(post_id);
+                    n.comment_id = Some(comment_id);
+                    notify(tx, n).await?;
+                }
+                if parent_author_id != Some(post_author_id) {
+                    let mut n = base(
+                        post_author_id,
+                        NotificationKind::Comment,
+                        author_id,
+                        format!("comment:{comment_id}"),
+                    );
+                    n.post_id = Some(post_id);
+                    n.comment_id = Some(comment_id);
+                    notify(tx, n).await?;
+                }
+                Ok(())
+            }
+            DomainEvent::Mentioned {
+                post_id,
+                author_id,
+                user_id,
+            } => {
+                let mut n = base(
+                    user_id,
+                    NotificationKind::Mention,
+                    author_id,
+                    format!("mention:{post_id}"),
+                );
+                n.post_id = Some(post_id);
+                notify(tx, n).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stored notification, before the caller's view of the actor is attached.
+#[derive(Debug, Clone)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub kind: NotificationKind,
+    pub actor_id: Option<i64>,
+    pub post_id: Option<i64>,
+    pub comment_id: Option<i64>,
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// Newest first, before `before` (an id), optionally unread only. Notifications
+/// whose actor is now blocked either way, or gone, are left out.
+pub async fn list(
+    db: &PgPool,
+    user_id: i64,
+    before: Option<i64>,
+    unread_only: bool,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    sqlx::query_as!(
+        NotificationRow,
+        r#"SELECT n.id, n.kind AS "kind: NotificationKind", n.actor_id, n.post_id, n.comment_id, n.data,
+                  n.created_at, n.read_at
+           FROM notifications n
+           LEFT JOIN users a ON a.id = n.actor_id
+           WHERE n.user_id = $1
+             AND ($2::bigint IS NULL OR n.id < $2)
+             AND (NOT $3 OR n.read_at IS NULL)
+             AND (n.actor_id IS NULL OR a.status = 'active')
+             AND NOT EXISTS (SELECT 1 FROM blocks b
+                             WHERE (b.blocker_id = $1 AND b.blocked_id = n.actor_id)
+                                OR (b.blocker_id = n.actor_id AND b.blocked_id = $1))
+           ORDER BY n.id DESC
+           LIMIT $4"#,
+        user_id,
+        before,
+        unread_only,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn unread_count(db: &PgPool, user_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM notifications n
+           LEFT JOIN users a ON a.id = n.actor_id
+           WHERE n.user_id = $1 AND n.read_at IS NULL
+             AND (n.actor_id IS NULL OR a.status = 'active')
+             AND NOT EXISTS (SELECT 1 FROM blocks b
+                             WHERE (b.blocker_id = $1 AND b.blocked_id = n.actor_id)
+                                OR (b.blocker_id = n.actor_id AND b.blocked_id = $1))"#,
+        user_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Marks the given notifications (or all) of `user_id` read; returns how many changed.
+pub async fn mark_read(db: &PgPool, user_id: i64, ids: Option<&[i64]>) -> Result<u64, sqlx::Error> {
+    let done = match ids {
+        Some(ids) => {
+            sqlx::query!(
+                "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND id = ANY($2) AND read_at IS NULL",
+                user_id,
+                ids
+            )
+            .execute(db)
+            .await?
+        }
+        None => {
+            sqlx::query!("UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL", user_id)
+                .execute(db)
+                .await?
+        }
+    };
+    Ok(done.rows_affected())
+}

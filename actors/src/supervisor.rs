@@ -1,0 +1,140 @@
+//! The consumer actor shared by the supervisors: it drains the outbox in
+//! batches, one transaction per batch, whenever it is poked or its poll
+//! interval passes. State is owned by the actor; nothing is shared.
+
+use std::future::Future;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sqlx::{Connection as _, PgConnection, PgPool};
+
+use crate::events::DomainEvent;
+use crate::outbox::{self, ConsumerKind};
+use crate::EngineConfig;
+
+/// What a supervisor does with each event, inside the batch's transaction.
+pub trait EventHandler: Clone + Unpin + 'static {
+    const KIND: ConsumerKind;
+    const NAME: &'static str;
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &DomainEvent,
+    ) -> impl Future<Output = Result<(), sqlx::Error>>;
+}
+
+/// "New events are committed."
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Poke;
+
+pub struct Consumer<H: EventHandler> {
+    db: PgPool,
+    handler: H,
+    batch_size: i64,
+    poll_interval: Duration,
+    busy: bool,
+    poked_while_busy: bool,
+}
+
+impl<H: EventHandler> Consumer<H> {
+    pub fn new(db: PgPool, handler: H, config: &EngineConfig) -> Self {
+        Self {
+            db,
+            handler,
+            batch_size: config.batch_size.max(1),
+            poll_interval: config.poll_interval,
+            busy: false,
+            poked_while_busy: false,
+        }
+    }
+
+    fn kick(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.poked_while_busy = true;
+            return;
+        }
+        self.busy = true;
+        let batch = run_batch(self.db.clone(), self.handler.clone(), self.batch_size);
+        ctx.spawn(batch.into_actor(self).map(|result, act, ctx| {
+            act.busy = false;
+            let again = std::mem::take(&mut act.poked_while_busy);
+            match result {
+                // A full batch means there is probably more waiting.
+                Ok(n) if n >= act.batch_size => act.kick(ctx),
+                Ok(_) if again => act.kick(ctx),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(supervisor = H::NAME, error = %e, "batch failed; will retry")
+                }
+            }
+        }));
+    }
+}
+
+impl<H: EventHandler> Actor for Consumer<H> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Pokes are idempotent: a small mailbox is enough, and a full one drops nothing that matters.
+        ctx.set_mailbox_capacity(16);
+        ctx.run_interval(self.poll_interval, |act, ctx| act.kick(ctx));
+        self.kick(ctx);
+    }
+}
+
+impl<H: EventHandler> Supervised for Consumer<H> {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(supervisor = H::NAME, "restarting");
+        self.busy = false;
+    }
+}
+
+impl<H: EventHandler> Handler<Poke> for Consumer<H> {
+    type Result = ();
+
+    fn handle(&mut self, _: Poke, ctx: &mut Self::Context) {
+        self.kick(ctx);
+    }
+}
+
+/// Connection-level failures abort the batch (it is retried whole); any other
+/// failure is the event's own and must not block the ones behind it.
+fn is_transient(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    )
+}
+
+async fn run_batch<H: EventHandler>(
+    db: PgPool,
+    handler: H,
+    limit: i64,
+) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let claimed = outbox::claim(&mut tx, H::KIND, limit).await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    for item in &claimed {
+        let Some(event) = &item.event else { continue };
+        // A savepoint per event, so one bad event is skipped, not retried forever.
+        let mut savepoint = tx.begin().await?;
+        match handler.apply(&mut savepoint, event).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                tracing::error!(supervisor = H::NAME, id = item.id, ?event, error = %e, "event skipped");
+                savepoint.rollback().await?;
+            }
+        }
+    }
+    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    outbox::mark_done(&mut tx, H::KIND, &ids).await?;
+    tx.commit().await?;
+    Ok(i64::try_from(claimed.len()).unwrap_or(i64::MAX))
+}

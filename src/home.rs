@@ -1,0 +1,124 @@
+//! The caller's own streams over REST: the home feed and notifications. The
+//! real-time engine owns the tables; this module turns its rows into what
+//! clients see (posts and profiles as this viewer may see them).
+
+use chrono::{DateTime, Utc};
+use rookery_actors::feed::{self, FeedKey, FeedOrder};
+use rookery_actors::notifications::{self, NotificationKind};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::DomainError;
+use crate::pagination::{paginate, IdKey, Page, PageParams};
+use crate::posts::{self, PostView};
+use crate::social::{self, PublicProfile};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FeedParams {
+    /// `latest` (newest first, the default) or `popular` (most reactions in the last 7 days, then newest).
+    #[param(value_type = Option<String>)]
+    pub order: Option<FeedOrder>,
+}
+
+pub async fn feed(
+    db: &PgPool,
+    user_id: i64,
+    order: FeedOrder,
+    page: &PageParams,
+) -> Result<Page<PostView>, DomainError> {
+    let limit = page.limit()?;
+    let after: Option<FeedKey> = page.cursor()?;
+    if order == FeedOrder::Popular && after.is_some_and(|k| k.r.is_none()) {
+        return Err(crate::pagination::CursorError::Malformed.into());
+    }
+    let rows = feed::page(db, user_id, order, after, limit + 1).await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| FeedKey {
+        id: r.id,
+        r: (order == FeedOrder::Popular).then_some(r.reactions_count),
+    });
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    Ok(Page {
+        items: posts::load(db, Some(user_id), &ids).await?,
+        next_cursor,
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NotificationParams {
+    /// Only unread notifications.
+    #[serde(default)]
+    pub unread_only: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    pub id: i64,
+    pub kind: NotificationKind,
+    /// Who did it.
+    pub actor: Option<PublicProfile>,
+    pub post_id: Option<i64>,
+    pub comment_id: Option<i64>,
+    /// Details by kind, e.g. `{"reaction": "love"}`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub read: bool,
+}
+
+pub async fn notifications(
+    db: &PgPool,
+    user_id: i64,
+    unread_only: bool,
+    page: &PageParams,
+) -> Result<Page<NotificationView>, DomainError> {
+    let limit = page.limit()?;
+    let before: Option<IdKey> = page.cursor()?;
+    let rows =
+        notifications::list(db, user_id, before.map(|k| k.id), unread_only, limit + 1).await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| IdKey { id: r.id });
+    let actor_ids: Vec<i64> = rows.iter().filter_map(|r| r.actor_id).collect();
+    let actors = social::profiles(db, Some(user_id), &actor_ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| NotificationView {
+            id: r.id,
+            kind: r.kind,
+            actor: r.actor_id.and_then(|a| actors.get(&a).cloned()),
+            post_id: r.post_id,
+            comment_id: r.comment_id,
+            data: r.data,
+            created_at: r.created_at,
+            read: r.read_at.is_some(),
+        })
+        .collect();
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn unread_count(db: &PgPool, user_id: i64) -> Result<i64, DomainError> {
+    Ok(notifications::unread_count(db, user_id).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkRead {
+    /// These notifications...
+    pub ids: Option<Vec<i64>>,
+    /// ...or all of them.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Returns the unread count afterwards.
+pub async fn mark_read(db: &PgPool, user_id: i64, req: &MarkRead) -> Result<i64, DomainError> {
+    match (&req.ids, req.all) {
+        (Some(_), true) | (None, false) => {
+            return Err(DomainError::invalid(
+                "ids",
+                "send either {\"ids\": [...]} or {\"all\": true}",
+            ));
+        }
+        (Some(ids), false) => notifications::mark_read(db, user_id, Some(ids)).await?,
+        (None, true) => notifications::mark_read(db, user_id, None).await?,
+    };
+    unread_count(db, user_id).await
+}
