@@ -93,6 +93,24 @@ impl FromRequest for MaybeAuth {
     }
 }
 
+/// Authenticates by header, or by an `access_token` query parameter for
+/// clients that cannot set headers (browser WebSockets).
+pub async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    query_token: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let has_header = req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key(API_KEY_HEADER);
+    match (has_header, query_token) {
+        (false, Some(token)) => Ok(auth::from_jwt(&state.db, &state.jwt, token).await?),
+        _ => match credential(req)? {
+            Credential::Bearer(token) => Ok(auth::from_jwt(&state.db, &state.jwt, &token).await?),
+            Credential::ApiKey(key) => Ok(auth::from_api_key(&state.db, &key).await?),
+        },
+    }
+}
+
 /// The client's address: the peer, or the forwarded address when behind a trusted proxy.
 pub fn client_address(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {

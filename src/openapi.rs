@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, comments, home, me, ops, posts, social};
+use crate::routes::{auth, comments, home, me, ops, posts, social, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::routes::{auth, comments, home, me, ops, posts, social};
         social::block, social::unblock, social::blocks,
         posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_user,
         posts::react, posts::unreact, posts::reactions, posts::view,
+        stream::stream,
         home::feed, home::notifications, home::unread_count, home::mark_read,
         comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
     ),
@@ -31,6 +32,7 @@ use crate::routes::{auth, comments, home, me, ops, posts, social};
         (name = "posts", description = "Posts, edits and their history"),
         (name = "reactions", description = "Reactions and views"),
         (name = "comments", description = "Comments and replies"),
+        (name = "stream", description = "Real-time events over WebSocket"),
         (name = "feed", description = "The caller's home feed"),
         (name = "notifications", description = "The caller's notifications"),
         (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),

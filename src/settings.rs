@@ -146,6 +146,24 @@ pub struct SettingsArgs {
     /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
     #[arg(long, env = "FANOUT_LIMIT", value_name = "FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
     pub fanout_limit: i64,
+    /// Seconds between WebSocket pings; a connection that misses two pongs is closed.
+    #[arg(
+        long,
+        env = "ROOKERY_WS_HEARTBEAT",
+        value_name = "ROOKERY_WS_HEARTBEAT",
+        global = true,
+        default_value_t = 20
+    )]
+    pub ws_heartbeat: u64,
+    /// Events queued per WebSocket connection before a client that stopped reading is cut off (1013).
+    #[arg(
+        long,
+        env = "ROOKERY_WS_SEND_QUEUE",
+        value_name = "ROOKERY_WS_SEND_QUEUE",
+        global = true,
+        default_value_t = 256
+    )]
+    pub ws_send_queue: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +199,8 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub fanout_limit: i64,
+    pub ws_heartbeat: Duration,
+    pub ws_send_queue: usize,
 }
 
 impl Settings {
@@ -238,6 +258,18 @@ impl Settings {
                 reason: "must be 1 to 86400 seconds".into(),
             });
         }
+        if args.ws_heartbeat == 0 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_WS_HEARTBEAT",
+                reason: "must be at least 1 second".into(),
+            });
+        }
+        if args.ws_send_queue == 0 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_WS_SEND_QUEUE",
+                reason: "must be at least 1".into(),
+            });
+        }
         if args.fanout_limit < 0 {
             return Err(SettingsError::Invalid {
                 var: "FANOUT_LIMIT",
@@ -272,6 +304,8 @@ impl Settings {
             access_token_ttl: Duration::from_secs(args.access_token_ttl),
             refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_days * 24 * 3600),
             fanout_limit: args.fanout_limit,
+            ws_heartbeat: Duration::from_secs(args.ws_heartbeat),
+            ws_send_queue: args.ws_send_queue,
         })
     }
 

@@ -21,6 +21,7 @@ use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
+use rookery_actors::session::SessionConfig;
 use rookery_actors::{Engine, EngineConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ pub struct Application {
     port: u16,
     server: Server,
     events: EventSink,
+    engine: Engine,
 }
 
 impl Application {
@@ -66,31 +68,37 @@ impl Application {
         let hash_workers = std::thread::available_parallelism()
             .map(|n| n.get() * 2)
             .unwrap_or(4);
+        let engine = Engine::start(
+            db.clone(),
+            EngineConfig {
+                fanout_limit: settings.fanout_limit,
+                session: SessionConfig {
+                    heartbeat: settings.ws_heartbeat,
+                    send_queue: settings.ws_send_queue,
+                    ..SessionConfig::default()
+                },
+                ..EngineConfig::default()
+            },
+        );
         let state = AppState {
             jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
             hasher: PasswordHasher::new(hash_workers)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
             login_limiter: LoginLimiter::new(settings.login_per_minute),
-            events: EventSink::new(
-                4096,
-                Some(Engine::start(
-                    db.clone(),
-                    EngineConfig {
-                        fanout_limit: settings.fanout_limit,
-                        ..EngineConfig::default()
-                    },
-                )),
-            ),
+            events: EventSink::new(4096, Some(engine.clone())),
+            engine: engine.clone(),
             db,
             redis,
             settings: Arc::new(settings),
         };
         let events = state.events.clone();
+        let engine = state.engine.clone();
         let server = run(listener, state)?;
         Ok(Self {
             port,
             server,
             events,
+            engine,
         })
     }
 
@@ -112,9 +120,13 @@ impl Application {
     /// connections, in-flight requests finish (up to the shutdown timeout).
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let engine = self.engine.clone();
         actix_web::rt::spawn(async move {
             let signal = shutdown_signal().await;
             tracing::info!(signal, "shutting down gracefully");
+            // WebSockets never finish on their own: tell them to go away (1001) so clients reconnect elsewhere.
+            engine.shutdown().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
             handle.stop(true).await;
         });
         self.server.await

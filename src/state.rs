@@ -18,6 +18,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub login_limiter: LoginLimiter,
     pub events: EventSink,
+    pub engine: rookery_actors::Engine,
     pub settings: Arc<Settings>,
 }
 

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::events::DomainEvent;
+use crate::log;
 use crate::outbox::ConsumerKind;
-use crate::supervisor::EventHandler;
+use crate::registry::Activity;
+use crate::supervisor::{EventHandler, Outbound};
+use serde_json::json;
 
 /// Posts a new follow brings into the follower's timeline at once.
 const BACKFILL: i64 = 100;
@@ -27,15 +30,67 @@ impl EventHandler for FeedHandler {
     const KIND: ConsumerKind = ConsumerKind::Feed;
     const NAME: &'static str = "feed";
 
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &DomainEvent,
+        out: &mut Outbound,
+    ) -> Result<(), sqlx::Error> {
         match *event {
             DomainEvent::PostCreated { post_id, author_id } => {
-                self.fan_out(tx, post_id, author_id).await
+                self.fan_out(tx, post_id, author_id, out).await
+            }
+            DomainEvent::PostEdited { post_id, .. } => {
+                if let Some(data) = post_summary(tx, post_id).await? {
+                    out.activity.push(Activity {
+                        post_id,
+                        kind: "post.updated".into(),
+                        data,
+                    });
+                }
+                Ok(())
             }
             DomainEvent::PostDeleted { post_id, .. } => {
                 sqlx::query!("DELETE FROM timelines WHERE post_id = $1", post_id)
                     .execute(&mut *tx)
                     .await?;
+                out.activity.push(Activity {
+                    post_id,
+                    kind: "post.deleted".into(),
+                    data: json!({ "post_id": post_id }),
+                });
+                Ok(())
+            }
+            DomainEvent::ReactionAdded { post_id, .. } => {
+                out.activity.push(Activity {
+                    post_id,
+                    kind: "post.counters".into(),
+                    data: counters(tx, post_id).await?,
+                });
+                Ok(())
+            }
+            DomainEvent::CommentCreated {
+                comment_id,
+                post_id,
+                author_id,
+                ..
+            } => {
+                let text =
+                    sqlx::query_scalar!("SELECT text FROM comments WHERE id = $1", comment_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(text) = text {
+                    out.activity.push(Activity {
+                        post_id,
+                        kind: "comment.created".into(),
+                        data: json!({ "comment_id": comment_id, "post_id": post_id, "author_id": author_id, "text": text }),
+                    });
+                }
+                out.activity.push(Activity {
+                    post_id,
+                    kind: "post.counters".into(),
+                    data: counters(tx, post_id).await?,
+                });
                 Ok(())
             }
             DomainEvent::Followed {
@@ -137,23 +192,85 @@ impl FeedHandler {
         tx: &mut PgConnection,
         post_id: i64,
         author_id: i64,
+        out: &mut Outbound,
     ) -> Result<(), sqlx::Error> {
         if self.is_pulled(tx, author_id).await? {
             return Ok(());
         }
         // One statement: Postgres writes the whole batch.
-        sqlx::query!(
+        let followers = sqlx::query_scalar!(
             "INSERT INTO timelines (user_id, post_id, author_id)
              SELECT f.follower_id, p.id, p.author_id FROM follows f JOIN posts p ON p.id = $1
              WHERE f.followee_id = $2 AND p.deleted_at IS NULL
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING
+             RETURNING user_id",
             post_id,
             author_id
         )
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        if let Some(data) = post_summary(tx, post_id).await? {
+            out.events
+                .extend(log::append_same(tx, &followers, "feed.post", &data).await?);
+        }
         Ok(())
     }
+}
+
+/// What a `feed.post` or `post.updated` event carries: enough to show the post.
+async fn post_summary(
+    tx: &mut PgConnection,
+    post_id: i64,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT p.id, p.text, p.created_at, p.edited_at, u.id AS author_id, u.username, u.display_name
+         FROM posts p JOIN users u ON u.id = p.author_id
+         WHERE p.id = $1 AND p.deleted_at IS NULL",
+        post_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|r| {
+        json!({
+            "post_id": r.id,
+            "text": r.text,
+            "created_at": r.created_at,
+            "edited_at": r.edited_at,
+            "author": { "id": r.author_id, "username": r.username, "display_name": r.display_name },
+        })
+    }))
+}
+
+/// The live counters of a post, for `post.counters`.
+async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Value, sqlx::Error> {
+    let totals = sqlx::query!(
+        "SELECT comments_count, views_count, reactions_count FROM posts WHERE id = $1",
+        post_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let kinds = sqlx::query!(
+        r#"SELECT kind AS "kind: crate::events::ReactionKind", count(*) AS "n!" FROM reactions WHERE post_id = $1 GROUP BY kind"#,
+        post_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let reactions: serde_json::Map<String, serde_json::Value> = kinds
+        .into_iter()
+        .map(|k| {
+            (
+                json!(k.kind).as_str().unwrap_or_default().to_owned(),
+                json!(k.n),
+            )
+        })
+        .collect();
+    Ok(json!({
+        "post_id": post_id,
+        "comments": totals.as_ref().map_or(0, |t| t.comments_count),
+        "views": totals.as_ref().map_or(0, |t| t.views_count),
+        "reactions": reactions,
+        "reactions_total": totals.as_ref().map_or(0, |t| t.reactions_count),
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -9,8 +9,9 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use crate::events::DomainEvent;
+use crate::log;
 use crate::outbox::ConsumerKind;
-use crate::supervisor::EventHandler;
+use crate::supervisor::{EventHandler, Outbound};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[sqlx(type_name = "notification_kind", rename_all = "lowercase")]
@@ -39,18 +40,21 @@ struct New {
     update_data: bool,
 }
 
-async fn notify(tx: &mut PgConnection, n: New) -> Result<(), sqlx::Error> {
+/// Stores the notification (or finds its earlier twin) and, when it is new,
+/// appends a `notification` event to the user's stream.
+async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(), sqlx::Error> {
     if n.user_id == n.actor_id {
         return Ok(());
     }
     // Nobody is told about the doings of someone in a block relation with them.
-    sqlx::query!(
+    let row = sqlx::query!(
         r#"INSERT INTO notifications (user_id, kind, actor_id, post_id, comment_id, dedup_key, data)
            SELECT $1, $2, $3, $4, $5, $6, $7
            WHERE NOT EXISTS (SELECT 1 FROM blocks b
                              WHERE (b.blocker_id = $1 AND b.blocked_id = $3) OR (b.blocker_id = $3 AND b.blocked_id = $1))
            ON CONFLICT (user_id, dedup_key) DO UPDATE
-               SET data = CASE WHEN $8 THEN EXCLUDED.data ELSE notifications.data END"#,
+               SET data = CASE WHEN $8 THEN EXCLUDED.data ELSE notifications.data END
+           RETURNING id, created_at, (xmax = 0) AS "inserted!""#,
         n.user_id,
         n.kind as NotificationKind,
         n.actor_id,
@@ -60,8 +64,29 @@ async fn notify(tx: &mut PgConnection, n: New) -> Result<(), sqlx::Error> {
         n.data,
         n.update_data
     )
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(row) = row.filter(|r| r.inserted) else {
+        return Ok(());
+    };
+    let unread = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM notifications WHERE user_id = $1 AND read_at IS NULL"#,
+        n.user_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let data = serde_json::json!({
+        "id": row.id,
+        "kind": n.kind,
+        "actor_id": n.actor_id,
+        "post_id": n.post_id,
+        "comment_id": n.comment_id,
+        "data": n.data,
+        "created_at": row.created_at,
+        "unread_count": unread,
+    });
+    out.events
+        .extend(log::append_same(tx, &[n.user_id], "notification", &data).await?);
     Ok(())
 }
 
@@ -69,7 +94,12 @@ impl EventHandler for NotificationHandler {
     const KIND: ConsumerKind = ConsumerKind::Notifications;
     const NAME: &'static str = "notifications";
 
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &DomainEvent,
+        out: &mut Outbound,
+    ) -> Result<(), sqlx::Error> {
         let base = |user_id, kind, actor_id, key: String| New {
             user_id,
             kind,
@@ -93,6 +123,7 @@ impl EventHandler for NotificationHandler {
                         follower_id,
                         format!("follow:{follower_id}"),
                     ),
+                    out,
                 )
                 .await
             }
@@ -111,7 +142,7 @@ impl EventHandler for NotificationHandler {
                 n.post_id = Some(post_id);
                 n.data = serde_json::json!({ "reaction": kind });
                 n.update_data = true;
-                notify(tx, n).await
+                notify(tx, n, out).await
             }
             DomainEvent::CommentCreated {
                 comment_id,
@@ -129,7 +160,7 @@ impl EventHandler for NotificationHandler {
                     );
                     n.post_id = Some(post_id);
                     n.comment_id = Some(comment_id);
-                    notify(tx, n).await?;
+                    notify(tx, n, out).await?;
                 }
                 if parent_author_id != Some(post_author_id) {
                     let mut n = base(
@@ -140,7 +171,7 @@ impl EventHandler for NotificationHandler {
                     );
                     n.post_id = Some(post_id);
                     n.comment_id = Some(comment_id);
-                    notify(tx, n).await?;
+                    notify(tx, n, out).await?;
                 }
                 Ok(())
             }
@@ -156,7 +187,7 @@ impl EventHandler for NotificationHandler {
                     format!("mention:{post_id}"),
                 );
                 n.post_id = Some(post_id);
-                notify(tx, n).await
+                notify(tx, n, out).await
             }
             _ => Ok(()),
         }

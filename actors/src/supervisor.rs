@@ -9,7 +9,9 @@ use actix::prelude::*;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::events::DomainEvent;
+use crate::log::UserEvent;
 use crate::outbox::{self, ConsumerKind};
+use crate::registry::{Activity, Deliver, SessionRegistry};
 use crate::EngineConfig;
 
 /// What a supervisor does with each event, inside the batch's transaction.
@@ -20,7 +22,16 @@ pub trait EventHandler: Clone + Unpin + 'static {
         &self,
         tx: &mut PgConnection,
         event: &DomainEvent,
+        out: &mut Outbound,
     ) -> impl Future<Output = Result<(), sqlx::Error>>;
+}
+
+/// What a batch announces once it has committed: logged user events and
+/// ephemeral post activity.
+#[derive(Default)]
+pub struct Outbound {
+    pub events: Vec<UserEvent>,
+    pub activity: Vec<Activity>,
 }
 
 /// "New events are committed."
@@ -30,6 +41,7 @@ pub struct Poke;
 
 pub struct Consumer<H: EventHandler> {
     db: PgPool,
+    registry: Addr<SessionRegistry>,
     handler: H,
     batch_size: i64,
     poll_interval: Duration,
@@ -38,9 +50,15 @@ pub struct Consumer<H: EventHandler> {
 }
 
 impl<H: EventHandler> Consumer<H> {
-    pub fn new(db: PgPool, handler: H, config: &EngineConfig) -> Self {
+    pub fn new(
+        db: PgPool,
+        registry: Addr<SessionRegistry>,
+        handler: H,
+        config: &EngineConfig,
+    ) -> Self {
         Self {
             db,
+            registry,
             handler,
             batch_size: config.batch_size.max(1),
             poll_interval: config.poll_interval,
@@ -55,7 +73,12 @@ impl<H: EventHandler> Consumer<H> {
             return;
         }
         self.busy = true;
-        let batch = run_batch(self.db.clone(), self.handler.clone(), self.batch_size);
+        let batch = run_batch(
+            self.db.clone(),
+            self.registry.clone(),
+            self.handler.clone(),
+            self.batch_size,
+        );
         ctx.spawn(batch.into_actor(self).map(|result, act, ctx| {
             act.busy = false;
             let again = std::mem::take(&mut act.poked_while_busy);
@@ -112,6 +135,7 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 async fn run_batch<H: EventHandler>(
     db: PgPool,
+    registry: Addr<SessionRegistry>,
     handler: H,
     limit: i64,
 ) -> Result<i64, sqlx::Error> {
@@ -120,12 +144,18 @@ async fn run_batch<H: EventHandler>(
     if claimed.is_empty() {
         return Ok(0);
     }
+    let mut out = Outbound::default();
     for item in &claimed {
         let Some(event) = &item.event else { continue };
         // A savepoint per event, so one bad event is skipped, not retried forever.
         let mut savepoint = tx.begin().await?;
-        match handler.apply(&mut savepoint, event).await {
-            Ok(()) => savepoint.commit().await?,
+        let mut pending = Outbound::default();
+        match handler.apply(&mut savepoint, event, &mut pending).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                out.events.extend(pending.events);
+                out.activity.extend(pending.activity);
+            }
             Err(e) if is_transient(&e) => return Err(e),
             Err(e) => {
                 tracing::error!(supervisor = H::NAME, id = item.id, ?event, error = %e, "event skipped");
@@ -136,5 +166,13 @@ async fn run_batch<H: EventHandler>(
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
     outbox::mark_done(&mut tx, H::KIND, &ids).await?;
     tx.commit().await?;
+    // Only now do the events exist for replay; sending earlier could show a
+    // client an id the log does not have yet.
+    if !out.events.is_empty() {
+        registry.do_send(Deliver(out.events));
+    }
+    for activity in out.activity {
+        registry.do_send(activity);
+    }
     Ok(i64::try_from(claimed.len()).unwrap_or(i64::MAX))
 }

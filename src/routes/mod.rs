@@ -8,6 +8,7 @@ pub mod me;
 pub mod ops;
 pub mod posts;
 pub mod social;
+pub mod stream;
 
 use actix_web::web;
 
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/me/api-keys/{id}").route(web::delete().to(me::revoke_api_key)),
                 )
+                .service(web::resource("/stream").route(web::get().to(stream::stream)))
                 .service(web::resource("/feed").route(web::get().to(home::feed)))
                 .service(web::resource("/notifications").route(web::get().to(home::notifications)))
                 .service(

@@ -14,3 +14,4 @@ mod ops;
 mod posts;
 mod reactions;
 mod social;
+mod stream;

@@ -1,0 +1,162 @@
+//! The per-user event log: every event a user is sent is appended here first,
+//! so a client that reconnects with the last id it saw gets exactly what it
+//! missed. Owns `user_event_seq` and `user_events`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+/// Kept at least this long...
+pub const KEEP_HOURS: i64 = 24;
+/// ...or at least this many per user, whichever keeps more.
+pub const KEEP_LAST: i64 = 1000;
+
+/// One event in a user's stream, as sent to clients: `{id, type, ts, data}`.
+/// Ephemeral events (pong, error, resync) have no id.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserEvent {
+    #[serde(skip)]
+    pub user_id: i64,
+    pub id: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ts: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+impl UserEvent {
+    pub fn ephemeral(user_id: i64, kind: &str, data: serde_json::Value) -> Self {
+        Self {
+            user_id,
+            id: None,
+            kind: kind.to_owned(),
+            ts: Utc::now(),
+            data,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// Appends the same event to the stream of each user in `user_ids` (which
+/// must be distinct), in the caller's transaction. The row lock on each
+/// user's counter orders concurrent writers, so ids commit in order per user.
+pub async fn append_same(
+    tx: &mut PgConnection,
+    user_ids: &[i64],
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<Vec<UserEvent>, sqlx::Error> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query!(
+        r#"WITH seq AS (
+               INSERT INTO user_event_seq (user_id, last_id) SELECT u, 1 FROM unnest($1::bigint[]) AS u
+               ON CONFLICT (user_id) DO UPDATE SET last_id = user_event_seq.last_id + 1
+               RETURNING user_id, last_id
+           )
+           INSERT INTO user_events (user_id, id, kind, data)
+           SELECT user_id, last_id, $2, $3 FROM seq
+           RETURNING user_id, id, created_at"#,
+        user_ids,
+        kind,
+        data
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| UserEvent {
+            user_id: r.user_id,
+            id: Some(r.id),
+            kind: kind.to_owned(),
+            ts: r.created_at,
+            data: data.clone(),
+        })
+        .collect())
+}
+
+pub enum Replay {
+    /// Every event after the given id, in order.
+    Events(Vec<UserEvent>),
+    /// The id is older than what is kept (or unknown): refetch over REST.
+    Resync,
+}
+
+/// Events of `user_id` after `after`, at most `limit`.
+pub async fn replay(
+    db: &PgPool,
+    user_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Replay, sqlx::Error> {
+    let seq = sqlx::query!(
+        "SELECT last_id, pruned_through FROM user_event_seq WHERE user_id = $1",
+        user_id
+    )
+    .fetch_optional(db)
+    .await?;
+    let (last_id, pruned_through) = seq.map_or((0, 0), |s| (s.last_id, s.pruned_through));
+    if after < pruned_through || after > last_id || after < 0 {
+        return Ok(Replay::Resync);
+    }
+    let rows = sqlx::query!(
+        "SELECT id, kind, data, created_at FROM user_events WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        user_id,
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Replay::Events(
+        rows.into_iter()
+            .map(|r| UserEvent {
+                user_id,
+                id: Some(r.id),
+                kind: r.kind,
+                ts: r.created_at,
+                data: r.data,
+            })
+            .collect(),
+    ))
+}
+
+/// The id of the newest event of `user_id` (0 when none).
+pub async fn last_id(db: &PgPool, user_id: i64) -> Result<i64, sqlx::Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT last_id FROM user_event_seq WHERE user_id = $1",
+        user_id
+    )
+    .fetch_optional(db)
+    .await?
+    .unwrap_or(0))
+}
+
+/// Deletes events older than the retention window that are not among a
+/// user's last `KEEP_LAST`, and records how far each stream was pruned.
+pub async fn prune(db: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let pruned = sqlx::query!(
+        r#"WITH gone AS (
+               DELETE FROM user_events e USING user_event_seq s
+               WHERE e.user_id = s.user_id
+                 AND e.created_at < now() - make_interval(hours => $1::int)
+                 AND e.id <= s.last_id - $2
+               RETURNING e.user_id, e.id
+           ), marks AS (
+               SELECT user_id, max(id) AS max_id FROM gone GROUP BY user_id
+           )
+           UPDATE user_event_seq s SET pruned_through = GREATEST(s.pruned_through, m.max_id)
+           FROM marks m WHERE s.user_id = m.user_id"#,
+        i32::try_from(KEEP_HOURS).unwrap_or(24),
+        KEEP_LAST
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(pruned)
+}

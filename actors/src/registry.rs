@@ -1,0 +1,265 @@
+//! The `SessionRegistry`: finds or starts a user's session actor, knows who is
+//! online on this node, routes logged events to sessions and post activity to
+//! the sessions subscribed to that post.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use sqlx::PgPool;
+
+use crate::log::{self, UserEvent};
+use crate::session::{
+    AddConnection, CloseAll, ConnHandle, PostActivity, Push, SessionActor, SessionConfig, Stop,
+};
+
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// A session actor and how many connections it has been handed.
+struct Entry {
+    addr: Addr<SessionActor>,
+    forwarded: u64,
+}
+
+pub struct SessionRegistry {
+    db: PgPool,
+    config: SessionConfig,
+    sessions: HashMap<i64, Entry>,
+    /// Post id to the users with a connection subscribed to it.
+    subscribers: HashMap<i64, HashSet<i64>>,
+    next_conn: u64,
+}
+
+impl SessionRegistry {
+    pub fn new(db: PgPool, config: SessionConfig) -> Self {
+        Self {
+            db,
+            config,
+            sessions: HashMap::new(),
+            subscribers: HashMap::new(),
+            next_conn: 0,
+        }
+    }
+}
+
+impl Actor for SessionRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(PRUNE_EVERY, |act, ctx| {
+            let db = act.db.clone();
+            ctx.spawn(
+                async move {
+                    match log::prune(&db).await {
+                        Ok(n) if n > 0 => tracing::info!(streams = n, "event log pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
+                    }
+                }
+                .into_actor(act),
+            );
+        });
+    }
+}
+
+/// A new authenticated WebSocket connection; answers with the session actor
+/// that owns it and the connection's id.
+#[derive(Message)]
+#[rtype(result = "(Addr<SessionActor>, u64)")]
+pub struct Connect {
+    pub user_id: i64,
+    pub handle: ConnHandle,
+    pub last_event_id: Option<i64>,
+}
+
+impl Handler<Connect> for SessionRegistry {
+    type Result = MessageResult<Connect>;
+
+    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) -> Self::Result {
+        let entry = self.sessions.entry(msg.user_id).or_insert_with(|| Entry {
+            addr: SessionActor::new(
+                msg.user_id,
+                self.db.clone(),
+                ctx.address(),
+                self.config.clone(),
+            )
+            .start(),
+            forwarded: 0,
+        });
+        entry.forwarded += 1;
+        let session = entry.addr.clone();
+        let conn_id = self.next_conn;
+        self.next_conn += 1;
+        session.do_send(AddConnection {
+            conn_id,
+            handle: msg.handle,
+            last_event_id: msg.last_event_id,
+        });
+        MessageResult((session, conn_id))
+    }
+}
+
+/// A session actor's last connection closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Idle {
+    pub user_id: i64,
+    pub received: u64,
+    pub addr: Addr<SessionActor>,
+}
+
+impl Handler<Idle> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Idle, _: &mut Self::Context) {
+        let Some(entry) = self.sessions.get(&msg.user_id) else {
+            return;
+        };
+        // Stop only if no connection was handed over since the actor counted.
+        if entry.addr == msg.addr && entry.forwarded == msg.received {
+            self.sessions.remove(&msg.user_id);
+            msg.addr.do_send(Stop);
+            self.subscribers.retain(|_, users| {
+                users.remove(&msg.user_id);
+                !users.is_empty()
+            });
+        }
+    }
+}
+
+/// A session actor stopped (after `Stop`, on shutdown, or on failure).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStopped {
+    pub user_id: i64,
+    pub addr: Addr<SessionActor>,
+}
+
+impl Handler<SessionStopped> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionStopped, _: &mut Self::Context) {
+        if self
+            .sessions
+            .get(&msg.user_id)
+            .is_some_and(|e| e.addr == msg.addr)
+        {
+            self.sessions.remove(&msg.user_id);
+            self.subscribers.retain(|_, users| {
+                users.remove(&msg.user_id);
+                !users.is_empty()
+            });
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriptionChanged {
+    pub user_id: i64,
+    pub post_id: i64,
+    pub subscribed: bool,
+}
+
+impl Handler<SubscriptionChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriptionChanged, _: &mut Self::Context) {
+        if msg.subscribed {
+            self.subscribers
+                .entry(msg.post_id)
+                .or_default()
+                .insert(msg.user_id);
+        } else if let Some(users) = self.subscribers.get_mut(&msg.post_id) {
+            users.remove(&msg.user_id);
+            if users.is_empty() {
+                self.subscribers.remove(&msg.post_id);
+            }
+        }
+    }
+}
+
+/// Logged events to deliver to whoever of their users is online here.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Vec<UserEvent>);
+
+impl Handler<Deliver> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+        let mut by_user: HashMap<i64, Vec<UserEvent>> = HashMap::new();
+        for event in msg.0 {
+            if self.sessions.contains_key(&event.user_id) {
+                by_user.entry(event.user_id).or_default().push(event);
+            }
+        }
+        for (user_id, events) in by_user {
+            if let Some(Entry { addr, .. }) = self.sessions.get(&user_id) {
+                // A session whose mailbox is full fills the gap from the log on its next event.
+                let _ = addr.try_send(Push(events));
+            }
+        }
+    }
+}
+
+/// Something happened to a post (counters, a comment): tell its subscribers.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Activity {
+    pub post_id: i64,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+impl Handler<Activity> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Activity, _: &mut Self::Context) {
+        let Some(users) = self.subscribers.get(&msg.post_id) else {
+            return;
+        };
+        for user_id in users {
+            if let Some(Entry { addr, .. }) = self.sessions.get(user_id) {
+                let event = UserEvent::ephemeral(*user_id, &msg.kind, msg.data.clone());
+                let _ = addr.try_send(PostActivity {
+                    post_id: msg.post_id,
+                    event,
+                });
+            }
+        }
+    }
+}
+
+/// Who of these users has a connection on this node.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct OnlineCount;
+
+impl Handler<OnlineCount> for SessionRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, _: OnlineCount, _: &mut Self::Context) -> usize {
+        self.sessions
+            .values()
+            .filter(|e| e.addr.connected())
+            .count()
+    }
+}
+
+/// Server shutdown: every connection gets close 1001 (going away).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        for entry in self.sessions.values() {
+            entry.addr.do_send(CloseAll(CloseCode::Away));
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! One `SessionActor` per online user on this node. It owns all of the user's
+//! WebSocket connections, delivers each event to every one of them in id
+//! order, keeps their heartbeats, and stops when the last one closes.
+//!
+//! Each connection has a bounded send queue drained by its own writer task.
+//! A connection whose queue is full (a client that stopped reading) is cut
+//! with 1013 instead of buffering without bound; it catches up by
+//! reconnecting with `last_event_id`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_ws::{
+    CloseCode, CloseReason, Message as WsMessage, MessageStream, ProtocolError,
+    Session as WsSession,
+};
+
+use crate::registry::Connect;
+use bytestring::ByteString;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::log::{self, Replay, UserEvent};
+use crate::protocol::{self, ClientMessage, MAX_SUBSCRIPTIONS};
+use crate::registry::{Idle, SessionRegistry, SessionStopped, SubscriptionChanged};
+
+/// The largest frame a client may send.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Events replayed per database round trip.
+const REPLAY_PAGE: i64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub heartbeat: Duration,
+    /// Pongs a connection may miss before it is closed.
+    pub missed_pongs: u32,
+    pub send_queue: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(20),
+            missed_pongs: 2,
+            send_queue: 256,
+        }
+    }
+}
+
+pub(crate) enum Out {
+    Text(ByteString),
+    Ping,
+}
+
+struct Connection {
+    queue: mpsc::Sender<Out>,
+    cut: Option<oneshot::Sender<CloseReason>>,
+    missed_pongs: u32,
+    subscriptions: HashSet<i64>,
+    /// While the backlog is being fetched, live events wait here.
+    replaying: Option<Vec<ByteStringEvent>>,
+    /// The id of the last logged event this connection was given.
+    last_sent: i64,
+}
+
+#[derive(Clone)]
+struct ByteStringEvent {
+    id: Option<i64>,
+    json: ByteString,
+}
+
+impl From<&UserEvent> for ByteStringEvent {
+    fn from(e: &UserEvent) -> Self {
+        Self {
+            id: e.id,
+            json: ByteString::from(e.to_json()),
+        }
+    }
+}
+
+pub struct SessionActor {
+    user_id: i64,
+    db: PgPool,
+    registry: Addr<SessionRegistry>,
+    config: SessionConfig,
+    connections: HashMap<u64, Connection>,
+    /// Connections handed to this actor so far; compared with the registry's
+    /// count before stopping, so none is lost in flight.
+    received: u64,
+}
+
+impl SessionActor {
+    pub fn new(
+        user_id: i64,
+        db: PgPool,
+        registry: Addr<SessionRegistry>,
+        config: SessionConfig,
+    ) -> Self {
+        Self {
+            user_id,
+            db,
+            registry,
+            config,
+            connections: HashMap::new(),
+            received: 0,
+        }
+    }
+
+    /// Queues `event` on one connection, cutting it if the queue is full.
+    /// Logged events go out strictly in id order: a duplicate is skipped, and
+    /// a gap (an event that overtook an earlier one on the bus) is filled
+    /// from the log before anything newer is sent.
+    fn send_to(&mut self, ctx: &mut Context<Self>, conn_id: u64, event: &ByteStringEvent) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else {
+            return;
+        };
+        if let Some(buffer) = conn.replaying.as_mut() {
+            buffer.push(event.clone());
+            return;
+        }
+        if let Some(id) = event.id {
+            if id <= conn.last_sent {
+                return;
+            }
+            if id > conn.last_sent + 1 {
+                conn.replaying = Some(vec![event.clone()]);
+                let after = conn.last_sent;
+                self.start_replay(ctx, conn_id, Some(after));
+                return;
+            }
+            conn.last_sent = id;
+        }
+        match conn.queue.try_send(Out::Text(event.json.clone())) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(user_id = self.user_id, conn_id, "slow client cut off");
+                self.cut(
+                    conn_id,
+                    CloseCode::Again,
+                    "send queue full; reconnect with last_event_id",
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.cut(conn_id, CloseCode::Away, "closed")
+            }
+        }
+    }
+
+    /// Fetches what the connection missed after `after` (or, with `None`,
+    /// just where the stream stands now) while live events wait in its buffer.
+    fn start_replay(&mut self, ctx: &mut Context<Self>, conn_id: u64, after: Option<i64>) {
+        let (db, user_id) = (self.db.clone(), self.user_id);
+        let fetch = async move {
+            let current = log::last_id(&db, user_id).await?;
+            let Some(after) = after else {
+                return Ok((current, Some(Vec::new())));
+            };
+            let mut all = Vec::new();
+            let mut cursor = after;
+            loop {
+                match log::replay(&db, user_id, cursor, REPLAY_PAGE).await? {
+                    Replay::Resync => return Ok((current, None)),
+                    Replay::Events(page) => {
+                        let done = i64::try_from(page.len()).unwrap_or(0) < REPLAY_PAGE;
+                        cursor = page.last().and_then(|e| e.id).unwrap_or(cursor);
+                        all.extend(page);
+                        if done {
+                            return Ok::<_, sqlx::Error>((after, Some(all)));
+                        }
+                    }
+                }
+            }
+        };
+        ctx.spawn(
+            fetch
+                .into_actor(self)
+                .map(move |result, act, ctx| act.finish_replay(ctx, conn_id, result)),
+        );
+    }
+
+    fn finish_replay(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn_id: u64,
+        result: Result<(i64, Option<Vec<UserEvent>>), sqlx::Error>,
+    ) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else {
+            return;
+        };
+        let buffered = conn.replaying.take().unwrap_or_default();
+        // Whatever waited in the buffer reached this connection after it was
+        // registered, so it is owed to the client even if the position read
+        // from the log already counts it.
+        let first_buffered = buffered.iter().filter_map(|e| e.id).min();
+        let start_at = |position: i64| first_buffered.map_or(position, |f| position.min(f - 1));
+        match result {
+            Ok((start, Some(events))) => {
+                conn.last_sent = start_at(start);
+                for e in &events {
+                    // The log is the truth: its events are consecutive, so never wait for a gap here.
+                    if let (Some(conn), Some(id)) = (self.connections.get_mut(&conn_id), e.id) {
+                        conn.last_sent = conn.last_sent.max(id - 1);
+                    }
+                    self.send_to(ctx, conn_id, &ByteStringEvent::from(e));
+                }
+            }
+            Ok((current, None)) => {
+                conn.last_sent = start_at(current);
+                self.ephemeral(
+                    ctx,
+                    conn_id,
+                    "resync_required",
+                    serde_json::json!({ "last_event_id": current }),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(user_id = self.user_id, error = %e, "replay failed");
+                self.cut(
+                    conn_id,
+                    CloseCode::Error,
+                    "replay failed; reconnect with last_event_id",
+                );
+                return;
+            }
+        }
+        for e in &buffered {
+            self.send_to(ctx, conn_id, e);
+        }
+    }
+
+    fn cut(&mut self, conn_id: u64, code: CloseCode, why: &str) {
+        if let Some(mut conn) = self.connections.remove(&conn_id) {
+            if let Some(cut) = conn.cut.take() {
+                let _ = cut.send(CloseReason {
+                    code,
+                    description: Some(why.to_owned()),
+                });
+            }
+            for post_id in conn.subscriptions {
+                self.registry.do_send(SubscriptionChanged {
+                    user_id: self.user_id,
+                    post_id,
+                    subscribed: false,
+                });
+            }
+        }
+    }
+
+    fn ephemeral(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn_id: u64,
+        kind: &str,
+        data: serde_json::Value,
+    ) {
+        let event = ByteStringEvent::from(&UserEvent::ephemeral(self.user_id, kind, data));
+        self.send_to(ctx, conn_id, &event);
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        ctx.run_interval(self.config.heartbeat, |act, _| {
+            let limit = act.config.missed_pongs;
+            let dead: Vec<u64> = act
+                .connections
+                .iter()
+                .filter(|(_, c)| c.missed_pongs >= limit)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in dead {
+                act.cut(id, CloseCode::Policy, "missed heartbeats");
+            }
+            for conn in act.connections.values_mut() {
+                conn.missed_pongs += 1;
+                let _ = conn.queue.try_send(Out::Ping);
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.registry.do_send(SessionStopped {
+            user_id: self.user_id,
+            addr: ctx.address(),
+        });
+    }
+}
+
+/// The Send-able half of a connection: its send queue and its kill switch.
+/// The socket itself stays on the HTTP worker thread that accepted it.
+pub struct ConnHandle {
+    pub(crate) queue: mpsc::Sender<Out>,
+    pub(crate) cut: oneshot::Sender<CloseReason>,
+}
+
+/// A new WebSocket connection of this user.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddConnection {
+    pub conn_id: u64,
+    pub handle: ConnHandle,
+    pub last_event_id: Option<i64>,
+}
+
+impl Handler<AddConnection> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddConnection, ctx: &mut Self::Context) {
+        self.received += 1;
+        self.connections.insert(
+            msg.conn_id,
+            Connection {
+                queue: msg.handle.queue,
+                cut: Some(msg.handle.cut),
+                missed_pongs: 0,
+                subscriptions: HashSet::new(),
+                // Live events wait until the connection knows where its stream stands.
+                replaying: Some(Vec::new()),
+                last_sent: 0,
+            },
+        );
+        self.start_replay(ctx, msg.conn_id, msg.last_event_id);
+    }
+}
+
+/// Runs one WebSocket connection on the current (HTTP worker) thread: a
+/// writer task drains the bounded queue the session actor fills, and this
+/// task reads the client's frames and forwards them to the session actor.
+pub async fn serve_connection(
+    registry: Addr<SessionRegistry>,
+    config: SessionConfig,
+    user_id: i64,
+    ws: WsSession,
+    stream: MessageStream,
+    last_event_id: Option<i64>,
+) {
+    let (queue, rx) = mpsc::channel(config.send_queue.max(1));
+    let (cut, cut_rx) = oneshot::channel();
+    actix::spawn(write_loop(ws.clone(), rx, cut_rx));
+    match registry
+        .send(Connect {
+            user_id,
+            handle: ConnHandle { queue, cut },
+            last_event_id,
+        })
+        .await
+    {
+        Ok((session, conn_id)) => read_loop(ws, stream, conn_id, session).await,
+        Err(_) => {
+            close(
+                ws,
+                Some(CloseReason {
+                    code: CloseCode::Again,
+                    description: Some("server busy".into()),
+                }),
+            )
+            .await
+        }
+    }
+}
+
+/// Logged events for this user, from the bus, in id order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Push(pub Vec<UserEvent>);
+
+impl Handler<Push> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
+        for event in &msg.0 {
+            let frame = ByteStringEvent::from(event);
+            let ids: Vec<u64> = self.connections.keys().copied().collect();
+            for id in ids {
+                self.send_to(ctx, id, &frame);
+            }
+        }
+    }
+}
+
+/// An event about a post, for the connections subscribed to it.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct PostActivity {
+    pub post_id: i64,
+    pub event: UserEvent,
+}
+
+impl Handler<PostActivity> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PostActivity, ctx: &mut Self::Context) {
+        let frame = ByteStringEvent::from(&msg.event);
+        let ids: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.subscriptions.contains(&msg.post_id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.send_to(ctx, id, &frame);
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ClientText {
+    conn_id: u64,
+    text: String,
+}
+
+impl Handler<ClientText> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientText, ctx: &mut Self::Context) {
+        match protocol::parse(&msg.text) {
+            Ok(ClientMessage::Ping) => {
+                self.ephemeral(ctx, msg.conn_id, "pong", serde_json::json!({}))
+            }
+            Ok(ClientMessage::Subscribe { post_id }) => {
+                let Some(conn) = self.connections.get_mut(&msg.conn_id) else {
+                    return;
+                };
+                if !conn.subscriptions.contains(&post_id)
+                    && conn.subscriptions.len() >= MAX_SUBSCRIPTIONS
+                {
+                    let message = format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsubscribe first");
+                    self.ephemeral(
+                        ctx,
+                        msg.conn_id,
+                        "error",
+                        serde_json::json!({ "message": message }),
+                    );
+                    return;
+                }
+                if conn.subscriptions.insert(post_id) {
+                    self.registry.do_send(SubscriptionChanged {
+                        user_id: self.user_id,
+                        post_id,
+                        subscribed: true,
+                    });
+                }
+                self.ephemeral(
+                    ctx,
+                    msg.conn_id,
+                    "subscribed",
+                    serde_json::json!({ "post_id": post_id }),
+                );
+            }
+            Ok(ClientMessage::Unsubscribe { post_id }) => {
+                let Some(conn) = self.connections.get_mut(&msg.conn_id) else {
+                    return;
+                };
+                let was = conn.subscriptions.remove(&post_id);
+                let still = self
+                    .connections
+                    .values()
+                    .any(|c| c.subscriptions.contains(&post_id));
+                if was && !still {
+                    self.registry.do_send(SubscriptionChanged {
+                        user_id: self.user_id,
+                        post_id,
+                        subscribed: false,
+                    });
+                }
+                self.ephemeral(
+                    ctx,
+                    msg.conn_id,
+                    "unsubscribed",
+                    serde_json::json!({ "post_id": post_id }),
+                );
+            }
+            Err(message) => self.ephemeral(
+                ctx,
+                msg.conn_id,
+                "error",
+                serde_json::json!({ "message": message }),
+            ),
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Pong {
+    conn_id: u64,
+}
+
+impl Handler<Pong> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Pong, _: &mut Self::Context) {
+        if let Some(conn) = self.connections.get_mut(&msg.conn_id) {
+            conn.missed_pongs = 0;
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Disconnected {
+    conn_id: u64,
+}
+
+impl Handler<Disconnected> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnected, ctx: &mut Self::Context) {
+        self.cut(msg.conn_id, CloseCode::Normal, "bye");
+        if self.connections.is_empty() {
+            // The registry decides: a new connection may already be on its way here.
+            self.registry.do_send(Idle {
+                user_id: self.user_id,
+                received: self.received,
+                addr: ctx.address(),
+            });
+        }
+    }
+}
+
+/// The registry's go-ahead to stop, after `Idle`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+/// Closes every connection (server shutdown: 1001, so clients reconnect elsewhere).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll(pub CloseCode);
+
+impl Handler<CloseAll> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseAll, ctx: &mut Self::Context) {
+        let ids: Vec<u64> = self.connections.keys().copied().collect();
+        for id in ids {
+            self.cut(id, msg.0, "server going away; reconnect");
+        }
+        ctx.stop();
+    }
+}
+
+async fn write_loop(
+    mut ws: WsSession,
+    mut queue: mpsc::Receiver<Out>,
+    mut cut: oneshot::Receiver<CloseReason>,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            reason = &mut cut => {
+                close(ws, reason.ok()).await;
+                return;
+            }
+            next = queue.recv() => next,
+        };
+        let sent = match next {
+            Some(Out::Text(json)) => tokio::select! {
+                biased;
+                reason = &mut cut => {
+                    close(ws, reason.ok()).await;
+                    return;
+                }
+                sent = ws.text(json) => sent,
+            },
+            Some(Out::Ping) => ws.ping(b"").await,
+            None => {
+                close(ws, None).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn close(ws: WsSession, reason: Option<CloseReason>) {
+    // A client that reads nothing never frees room for the close frame; give up after a while.
+    let _ = tokio::time::timeout(Duration::from_secs(10), ws.close(reason)).await;
+}
+
+async fn read_loop(
+    mut ws: WsSession,
+    stream: MessageStream,
+    conn_id: u64,
+    session: Addr<SessionActor>,
+) {
+    let mut stream = stream.max_frame_size(MAX_FRAME);
+    while let Some(item) = stream.recv().await {
+        match item {
+            Ok(WsMessage::Text(text)) => session.do_send(ClientText {
+                conn_id,
+                text: text.to_string(),
+            }),
+            Ok(WsMessage::Ping(bytes)) => {
+                if ws.pong(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            Ok(WsMessage::Pong(_)) => session.do_send(Pong { conn_id }),
+            Ok(WsMessage::Binary(_)) | Ok(WsMessage::Continuation(_)) => {
+                close(
+                    ws,
+                    Some(CloseReason {
+                        code: CloseCode::Unsupported,
+                        description: Some("only text frames".into()),
+                    }),
+                )
+                .await;
+                break;
+            }
+            Ok(WsMessage::Close(_)) => break,
+            Ok(WsMessage::Nop) => {}
+            Err(ProtocolError::Overflow) => {
+                let reason = CloseReason {
+                    code: CloseCode::Size,
+                    description: Some(format!("frames are limited to {MAX_FRAME} bytes")),
+                };
+                close(ws, Some(reason)).await;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    session.do_send(Disconnected { conn_id });
+}

@@ -1,0 +1,298 @@
+//! The WebSocket stream, through a real WebSocket client.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Ws {
+    let base = app.address.replace("http://", "ws://");
+    let url = match last_event_id {
+        Some(id) => format!("{base}/api/v1/stream?last_event_id={id}"),
+        None => format!("{base}/api/v1/stream"),
+    };
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket upgrade");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next JSON event, skipping control frames; fails after 10 s.
+async fn next_event(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The next event of type `kind`, skipping others (notifications interleave).
+async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let event = next_event(ws).await;
+        if event["type"] == kind {
+            return event;
+        }
+    }
+}
+
+/// The close frame's code, reading past anything before it.
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+async fn follow(app: &TestApp, token: &str, id: i64) {
+    assert_eq!(
+        app.put(
+            &format!("/api/v1/users/{id}/follow"),
+            Some(token),
+            &json!({})
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn unauthenticated_upgrades_are_refused_with_401() {
+    let app = spawn_app().await;
+    let base = app.address.replace("http://", "ws://");
+    for url in [
+        format!("{base}/api/v1/stream"),
+        format!("{base}/api/v1/stream?access_token=garbage"),
+    ] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+            other => panic!("expected a 401, got {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    // A plain GET without the upgrade is a clear 400.
+    let alice = app.user("alice").await;
+    let res = app.get("/api/v1/stream", Some(&alice.access)).await;
+    assert_eq!(res.status(), 400);
+}
+
+#[actix_web::test]
+async fn followers_receive_new_posts_and_notifications_on_every_connection() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    follow(&app, &alice.access, bob.id).await;
+    let mut phone = connect(&app, &alice.access, None).await;
+    // Browsers authenticate with a query parameter.
+    let base = app.address.replace("http://", "ws://");
+    let (mut laptop, _) = tokio_tungstenite::connect_async(format!(
+        "{base}/api/v1/stream?access_token={}",
+        alice.access
+    ))
+    .await
+    .unwrap();
+
+    let post = app.create_post(&bob.access, "fresh from bob").await;
+    for ws in [&mut phone, &mut laptop] {
+        let event = next_event(ws).await;
+        assert_eq!(event["type"], "feed.post");
+        assert_eq!(event["data"]["post_id"], post["id"]);
+        assert_eq!(event["data"]["author"]["username"], "bobby");
+        assert!(event["id"].as_i64().unwrap() >= 1);
+        assert!(event["ts"].is_string());
+    }
+
+    // Bob follows alice: she is notified live.
+    follow(&app, &bob.access, alice.id).await;
+    let first = next_event(&mut phone).await;
+    assert_eq!(first["type"], "notification");
+    assert_eq!(first["data"]["kind"], "follow");
+    assert_eq!(first["data"]["actor_id"], bob.id);
+    assert_eq!(first["data"]["unread_count"], 1);
+    let on_laptop = next_event(&mut laptop).await;
+    assert_eq!(on_laptop["id"], first["id"]);
+}
+
+#[actix_web::test]
+async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    follow(&app, &alice.access, bob.id).await;
+    let mut ws = connect(&app, &alice.access, None).await;
+    app.create_post(&bob.access, "one").await;
+    let seen = next_event(&mut ws).await;
+    let last = seen["id"].as_i64().unwrap();
+    ws.close(None).await.unwrap();
+
+    let mut missed = Vec::new();
+    for text in ["two", "three", "four"] {
+        missed.push(
+            app.create_post(&bob.access, text).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // Wait until the three are in the log.
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
+            .bind(alice.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if n == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let mut ws = connect(&app, &alice.access, Some(last)).await;
+    let mut ids = Vec::new();
+    let mut posts = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut ws).await;
+        ids.push(event["id"].as_i64().unwrap());
+        posts.push(event["data"]["post_id"].as_i64().unwrap());
+    }
+    assert_eq!(
+        ids,
+        vec![last + 1, last + 2, last + 3],
+        "in order, no gap, no duplicate"
+    );
+    assert_eq!(posts, missed);
+    // Then live, continuing the same sequence.
+    let live = app.create_post(&bob.access, "five").await["id"]
+        .as_i64()
+        .unwrap();
+    let event = next_event(&mut ws).await;
+    assert_eq!(event["id"].as_i64().unwrap(), last + 4);
+    assert_eq!(event["data"]["post_id"], live);
+}
+
+#[actix_web::test]
+async fn an_id_older_than_the_log_asks_for_a_resync() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    sqlx::query(
+        "INSERT INTO user_event_seq (user_id, last_id, pruned_through) VALUES ($1, 5000, 3000)",
+    )
+    .bind(alice.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut ws = connect(&app, &alice.access, Some(10)).await;
+    let event = next_event(&mut ws).await;
+    assert_eq!(event["type"], "resync_required");
+    assert!(event["id"].is_null());
+}
+
+#[actix_web::test]
+async fn client_messages_are_answered_and_bad_ones_named() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let post = app.create_post(&alice.access, "watch me").await["id"]
+        .as_i64()
+        .unwrap();
+    let mut ws = connect(&app, &alice.access, None).await;
+
+    ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    assert_eq!(next_event(&mut ws).await["type"], "pong");
+    for bad in ["not json", r#"{"type":"dance"}"#, r#"{"type":"subscribe"}"#] {
+        ws.send(Message::text(bad)).await.unwrap();
+        let event = next_event(&mut ws).await;
+        assert_eq!(event["type"], "error", "{bad}");
+        assert!(event["data"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // Still open: subscribe to live counters of a post.
+    ws.send(Message::text(
+        json!({"type": "subscribe", "post_id": post}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_event(&mut ws).await["type"], "subscribed");
+    let bob = app.user("bobby").await;
+    app.put(
+        &format!("/api/v1/posts/{post}/reactions"),
+        Some(&bob.access),
+        &json!({"kind": "love"}),
+    )
+    .await;
+    let counters = next_of_type(&mut ws, "post.counters").await;
+    assert_eq!(counters["data"]["reactions"]["love"], 1);
+    app.post(
+        &format!("/api/v1/posts/{post}/comments"),
+        Some(&bob.access),
+        &json!({"text": "nice"}),
+    )
+    .await;
+    let comment = next_of_type(&mut ws, "comment.created").await;
+    assert_eq!(comment["data"]["text"], "nice");
+    assert!(
+        comment["id"].is_null(),
+        "post activity is not part of the replayable log"
+    );
+}
+
+#[actix_web::test]
+async fn oversized_and_binary_frames_close_the_connection() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut ws = connect(&app, &alice.access, None).await;
+    ws.send(Message::text("x".repeat(70 * 1024))).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Size));
+
+    let mut ws = connect(&app, &alice.access, None).await;
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Unsupported));
+}
+
+#[actix_web::test]
+async fn a_client_that_misses_pongs_is_closed() {
+    let app = spawn_app_with(|s| s.ws_heartbeat = Duration::from_secs(1)).await;
+    let alice = app.user("alice").await;
+    let mut ws = connect(&app, &alice.access, None).await;
+    // Not reading means not answering pings; after two missed pongs the server closes.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let mut saw_ping = false;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Ping(_))) => saw_ping = true,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert!(saw_ping);
+    assert_eq!(code, Some(CloseCode::Policy));
+}
