@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: formatting, lints, the sqlx offline-data check and
-# every test, against a real PostgreSQL and Redis.
+# every test, against a real PostgreSQL, Redis and S3-compatible server.
 #
-# Uses DATABASE_URL and REDIS_URL when they are set. Otherwise it starts a
+# Uses DATABASE_URL, REDIS_URL and S3_ENDPOINT (with S3_ACCESS_KEY,
+# S3_SECRET_KEY, S3_REGION) when they are set. Otherwise it starts a
 # throwaway PostgreSQL (initdb + pg_ctl in a temporary directory, on a free
-# port) and a throwaway Redis, and stops them on exit.
+# port), a throwaway Redis and a throwaway moto_server, and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/rookery-test.XXXXXX")"
 PG_DATA=""
 REDIS_PIDFILE=""
+MOTO_PID=""
 cleanup() {
   local status=$?
   if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
@@ -21,6 +23,9 @@ cleanup() {
   fi
   if [[ -n "$REDIS_PIDFILE" && -f "$REDIS_PIDFILE" ]]; then
     kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+  fi
+  if [[ -n "$MOTO_PID" ]]; then
+    kill "$MOTO_PID" 2>/dev/null || true
   fi
   rm -rf "$WORK"
   exit "$status"
@@ -100,12 +105,34 @@ or set REDIS_URL to an existing server."
   export REDIS_URL="redis://127.0.0.1:$port"
 }
 
+start_moto() {
+  local port
+  command -v moto_server >/dev/null 2>&1 || die "moto_server not found (an S3-compatible server for the media tests). Install it with:
+    pip install \"moto[server]\"
+or set S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY to an existing S3-compatible server."
+  port="$(free_port)"
+  log "starting a throwaway moto_server (S3) on port $port"
+  moto_server -H 127.0.0.1 -p "$port" >"$WORK/moto.log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$MOTO_PID" 2>/dev/null || { cat "$WORK/moto.log" >&2; die "moto_server did not start"; }
+    sleep 0.1
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { cat "$WORK/moto.log" >&2; die "moto_server did not start"; }
+  export S3_ENDPOINT="http://127.0.0.1:$port" S3_ACCESS_KEY=test S3_SECRET_KEY=test
+  # Not us-east-1: creating a bucket there must not name a location
+  # constraint, and rust-s3 always sends one.
+  export S3_REGION=eu-west-1
+}
+
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
 cargo sqlx --version >/dev/null 2>&1 || die "sqlx-cli not found. Install it with:
     cargo install sqlx-cli --version 0.8.6 --locked --no-default-features --features postgres,rustls"
 
 [[ -n "${DATABASE_URL:-}" ]] || start_postgres
 [[ -n "${REDIS_URL:-}" ]] || start_redis
+[[ -n "${S3_ENDPOINT:-}" ]] || start_moto
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

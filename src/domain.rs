@@ -15,6 +15,8 @@ pub enum DomainError {
     #[error(transparent)]
     Cursor(#[from] CursorError),
     #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Internal(String),

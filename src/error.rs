@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 use crate::accounts::AccountError;
 use crate::domain::DomainError;
 use crate::pagination::CursorError;
+use crate::media::storage::StorageError;
+use crate::media::MediaError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -243,8 +245,41 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(why) => Self::Forbidden(why.to_owned()),
             DomainError::Invalid(errors) => Self::from_field_errors(errors),
             DomainError::Cursor(e) => e.into(),
+            DomainError::Media(e) => e.into(),
             DomainError::Db(e) => Self::from_db(e),
             DomainError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(err: MediaError) -> Self {
+        use MediaError as E;
+        let field_problem = |field: &str, message: String| {
+            let mut errors = FieldErrors::new();
+            errors.insert(field.to_owned(), vec![message.clone()]);
+            Self::Validation {
+                detail: message,
+                errors,
+            }
+        };
+        match err {
+            E::TooLarge { .. } => Self::PayloadTooLarge(err.to_string()),
+            E::Unsupported(detail) => Self::UnsupportedMediaType(detail),
+            E::Invalid(detail) => field_problem("file", detail),
+            E::NotAttachable(_) | E::TooManyAttachments { .. } => {
+                field_problem("media_ids", err.to_string())
+            }
+            E::NotFound | E::Storage(StorageError::NotFound) => {
+                Self::NotFound("no such media".into())
+            }
+            E::Storage(StorageError::Unavailable(detail)) => {
+                tracing::warn!(error = %detail, "media storage unavailable");
+                Self::Unavailable("media storage is unavailable; try again shortly".into())
+            }
+            E::Storage(StorageError::Failed(detail)) => Self::Internal(detail),
+            E::Db(e) => Self::from_db(e),
+            E::Internal(detail) => Self::Internal(detail),
         }
     }
 }
@@ -366,6 +401,24 @@ mod tests {
         let p = ApiError::Internal("password_hash column missing".into()).problem();
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("password_hash"));
+    }
+
+    #[test]
+    fn unattachable_media_name_the_id() {
+        let p = ApiError::from(MediaError::NotAttachable(4242)).problem();
+        assert_eq!(p.status, 422);
+        assert!(p.detail.contains("4242"), "{}", p.detail);
+        assert!(p.errors.unwrap()["media_ids"][0].contains("4242"));
+        let p = ApiError::from(MediaError::TooManyAttachments { max: 4 }).problem();
+        assert_eq!(p.status, 422);
+    }
+
+    #[test]
+    fn media_storage_outages_are_503_and_hide_details() {
+        let err = MediaError::Storage(StorageError::Unavailable("10.0.0.7:9000 refused".into()));
+        let p = ApiError::from(err).problem();
+        assert_eq!(p.status, 503);
+        assert!(!p.detail.contains("10.0.0.7"));
     }
 
     #[test]

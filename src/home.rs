@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::DomainError;
+use crate::media::MediaService;
 use crate::pagination::{paginate, IdKey, Page, PageParams};
 use crate::posts::{self, PostView};
 use crate::social::{self, PublicProfile};
@@ -23,6 +24,7 @@ pub struct FeedParams {
 
 pub async fn feed(
     db: &PgPool,
+    media: &MediaService,
     user_id: i64,
     order: FeedOrder,
     page: &PageParams,
@@ -39,7 +41,7 @@ pub async fn feed(
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     Ok(Page {
-        items: posts::load(db, Some(user_id), &ids).await?,
+        items: posts::load(db, media, Some(user_id), &ids).await?,
         next_cursor,
     })
 }

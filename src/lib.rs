@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod home;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;

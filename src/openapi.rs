@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, comments, home, me, ops, posts, social, stream};
+use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,8 +20,9 @@ use crate::routes::{auth, comments, home, me, ops, posts, social, stream};
         stream::stream,
         home::feed, home::notifications, home::unread_count, home::mark_read,
         comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
+        media::upload, media::serve,
     ),
-    components(schemas(crate::error::Problem)),
+    components(schemas(crate::error::Problem, crate::media::MediaView)),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
@@ -35,6 +36,7 @@ use crate::routes::{auth, comments, home, me, ops, posts, social, stream};
         (name = "stream", description = "Real-time events over WebSocket"),
         (name = "feed", description = "The caller's home feed"),
         (name = "notifications", description = "The caller's notifications"),
+        (name = "media", description = "Image uploads, stripped of metadata, to attach to posts"),
         (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),
     )
 )]

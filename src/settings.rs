@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::accounts::Role;
@@ -20,6 +22,10 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
 pub const DEFAULT_FANOUT_LIMIT: i64 = 10_000;
+pub const DEFAULT_MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
+pub const DEFAULT_MEDIA_DIR: &str = "./data/media";
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -164,6 +170,53 @@ pub struct SettingsArgs {
         default_value_t = 256
     )]
     pub ws_send_queue: usize,
+    /// Largest accepted media upload, in bytes.
+    #[arg(long, env = "ROOKERY_MEDIA_MAX_BYTES", value_name = "ROOKERY_MEDIA_MAX_BYTES", global = true, default_value_t = DEFAULT_MEDIA_MAX_BYTES)]
+    pub media_max_bytes: usize,
+    /// Directory for uploaded media when no S3 bucket is configured.
+    #[arg(long, env = "ROOKERY_MEDIA_DIR", value_name = "ROOKERY_MEDIA_DIR", global = true, default_value = DEFAULT_MEDIA_DIR)]
+    pub media_dir: PathBuf,
+    /// The server's public base URL, used for links to locally stored media.
+    #[arg(long, env = "ROOKERY_PUBLIC_URL", value_name = "ROOKERY_PUBLIC_URL", global = true, default_value = DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
+    /// S3 bucket for media; when unset, media are stored in ROOKERY_MEDIA_DIR.
+    #[arg(long, env = "S3_BUCKET", value_name = "S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    /// S3 region (any name for S3-compatible servers such as MinIO).
+    #[arg(long, env = "S3_REGION", value_name = "S3_REGION", global = true, default_value = DEFAULT_S3_REGION)]
+    pub s3_region: String,
+    /// S3 endpoint URL for S3-compatible servers, for example http://minio:9000; AWS when unset.
+    #[arg(long, env = "S3_ENDPOINT", value_name = "S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 access key id.
+    #[arg(
+        long,
+        env = "S3_ACCESS_KEY",
+        value_name = "S3_ACCESS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub s3_access_key: Option<String>,
+    /// S3 secret access key.
+    #[arg(
+        long,
+        env = "S3_SECRET_KEY",
+        value_name = "S3_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub s3_secret_key: Option<String>,
+    /// Address objects as ENDPOINT/BUCKET/KEY (MinIO) rather than BUCKET.ENDPOINT/KEY.
+    #[arg(long, env = "S3_PATH_STYLE", value_name = "S3_PATH_STYLE", global = true, default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub s3_path_style: bool,
+    /// Public base URL of the bucket (objects at BASE/KEY); when unset, links are presigned.
+    #[arg(
+        long,
+        env = "S3_PUBLIC_URL",
+        value_name = "S3_PUBLIC_URL",
+        global = true
+    )]
+    pub s3_public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,10 +254,105 @@ pub struct Settings {
     pub fanout_limit: i64,
     pub ws_heartbeat: Duration,
     pub ws_send_queue: usize,
+    pub media: MediaSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub max_bytes: usize,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub storage: StorageSettings,
+}
+
+#[derive(Debug, Clone)]
+pub enum StorageSettings {
+    Local { dir: PathBuf },
+    S3(S3Settings),
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub access_key: String,
+    pub secret_key: SecretString,
+    pub path_style: bool,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+fn http_url(var: &'static str, value: &str) -> Result<String, SettingsError> {
+    let value = value.trim().trim_end_matches('/');
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        return Err(SettingsError::Invalid {
+            var,
+            reason: "expected a URL starting with http:// or https://".into(),
+        });
+    }
+    Ok(value.to_owned())
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl MediaSettings {
+    fn from_args(args: &SettingsArgs) -> Result<Self, SettingsError> {
+        if args.media_max_bytes < 1024 {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_MEDIA_MAX_BYTES",
+                reason: "must be at least 1024 bytes".into(),
+            });
+        }
+        let public_url = http_url("ROOKERY_PUBLIC_URL", &args.public_url)?;
+        let storage = match non_empty(args.s3_bucket.clone()) {
+            None => {
+                if args.media_dir.as_os_str().is_empty() {
+                    return Err(SettingsError::Missing("ROOKERY_MEDIA_DIR"));
+                }
+                StorageSettings::Local {
+                    dir: args.media_dir.clone(),
+                }
+            }
+            Some(bucket) => {
+                // Explicit keys only: the ambient AWS credential chain would make
+                // a misconfigured deployment fail on the first upload, not at start.
+                let access_key = non_empty(args.s3_access_key.clone())
+                    .ok_or(SettingsError::Missing("S3_ACCESS_KEY"))?;
+                let secret_key = non_empty(args.s3_secret_key.clone())
+                    .ok_or(SettingsError::Missing("S3_SECRET_KEY"))?;
+                let region = args.s3_region.trim().to_owned();
+                if region.is_empty() {
+                    return Err(SettingsError::Missing("S3_REGION"));
+                }
+                StorageSettings::S3(S3Settings {
+                    bucket,
+                    region,
+                    endpoint: non_empty(args.s3_endpoint.clone())
+                        .map(|e| http_url("S3_ENDPOINT", &e))
+                        .transpose()?,
+                    access_key,
+                    secret_key: secret_key.into(),
+                    path_style: args.s3_path_style,
+                    public_url: non_empty(args.s3_public_url.clone())
+                        .map(|u| http_url("S3_PUBLIC_URL", &u))
+                        .transpose()?,
+                })
+            }
+        };
+        Ok(Self {
+            max_bytes: args.media_max_bytes,
+            public_url,
+            storage,
+        })
+    }
 }
 
 impl Settings {
     pub fn from_args(args: SettingsArgs) -> Result<Self, SettingsError> {
+        let media = MediaSettings::from_args(&args)?;
         let database_url = args
             .database_url
             .filter(|url| !url.trim().is_empty())
@@ -306,6 +454,7 @@ impl Settings {
             fanout_limit: args.fanout_limit,
             ws_heartbeat: Duration::from_secs(args.ws_heartbeat),
             ws_send_queue: args.ws_send_queue,
+            media,
         })
     }
 
@@ -368,6 +517,66 @@ mod tests {
     fn bad_log_filter_is_named() {
         let err = parse(&["--database-url", "postgres://x/y", "--log", "=,=[["]).unwrap_err();
         assert!(err.to_string().starts_with("ROOKERY_LOG"), "{err}");
+    }
+
+    #[test]
+    fn media_defaults_to_a_local_directory() {
+        let s = parse(&["--database-url", "postgres://x/y", "--s3-bucket", ""]).unwrap();
+        assert_eq!(s.media.max_bytes, DEFAULT_MEDIA_MAX_BYTES);
+        assert!(matches!(s.media.storage, StorageSettings::Local { .. }));
+    }
+
+    #[test]
+    fn s3_needs_credentials_named() {
+        let err = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--s3-bucket",
+            "media",
+            "--s3-access-key",
+            "",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("S3_ACCESS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn s3_settings_are_parsed() {
+        let s = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--s3-bucket",
+            "media",
+            "--s3-access-key",
+            "ak",
+            "--s3-secret-key",
+            "sk",
+            "--s3-endpoint",
+            "http://minio:9000/",
+            "--s3-path-style",
+            "false",
+            "--s3-public-url",
+            "",
+        ])
+        .unwrap();
+        let StorageSettings::S3(s3) = s.media.storage else {
+            panic!("expected S3 storage");
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
+        assert!(!s3.path_style);
+        assert!(s3.public_url.is_none());
+    }
+
+    #[test]
+    fn bad_public_url_is_named() {
+        let err = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--public-url",
+            "example.com",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("ROOKERY_PUBLIC_URL"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::error;
 use crate::events::EventSink;
+use crate::media::{self, MediaService};
 use crate::metrics::PoolCollector;
 use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
@@ -65,9 +66,13 @@ impl Application {
             .map(|url| redis::Client::open(url.expose_secret()))
             .transpose()
             .map_err(StartupError::Redis)?;
-        let hash_workers = std::thread::available_parallelism()
-            .map(|n| n.get() * 2)
-            .unwrap_or(4);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let hash_workers = cores * 2;
+        // One image worker per core: processing is pure CPU.
+        let media = MediaService::new(&settings.media, cores)
+            .map_err(|e| StartupError::Other(format!("media storage: {e}")))?;
         let engine = Engine::start(
             db.clone(),
             EngineConfig {
@@ -87,6 +92,7 @@ impl Application {
             login_limiter: LoginLimiter::new(settings.login_per_minute),
             events: EventSink::new(4096, Some(engine.clone())),
             engine: engine.clone(),
+            media,
             db,
             redis,
             settings: Arc::new(settings),
@@ -174,6 +180,20 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
         loop {
             tick.tick().await;
             limiter.prune();
+        }
+    });
+
+    let (service, db) = (state.media.clone(), state.db.clone());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(media::CLEANUP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match service.cleanup_unattached(&db, media::UNATTACHED_TTL).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "deleted media never attached to a post"),
+                Err(e) => tracing::warn!(error = %e, "media cleanup failed; retrying next hour"),
+            }
         }
     });
 

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use crate::accounts::sessions::SessionConfig;
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::events::EventSink;
+use crate::media::MediaService;
 use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
 
@@ -19,6 +20,7 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub events: EventSink,
     pub engine: rookery_actors::Engine,
+    pub media: MediaService,
     pub settings: Arc<Settings>,
 }
 

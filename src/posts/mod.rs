@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::accounts::Principal;
 use crate::domain::DomainError;
 use crate::events::{DomainEvent, EventSink};
+use crate::media::{self, MediaService, MediaView};
 use crate::pagination::{paginate, IdKey, Page, PageParams};
 use crate::social::{self, PublicProfile};
 
@@ -49,6 +50,8 @@ pub struct PostView {
     pub text: String,
     pub hashtags: Vec<String>,
     pub mentions: Vec<Mention>,
+    /// Attached images, in the order given at creation.
+    pub media: Vec<MediaView>,
     pub counts: PostCounts,
     /// The caller's own reaction, if any.
     pub my_reaction: Option<ReactionKind>,
@@ -156,7 +159,7 @@ pub async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let mentioned = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
-    attach_media(&mut tx, author_id, post_id, media_ids).await?;
+    media::attach(&mut tx, author_id, post_id, media_ids).await?;
     let mut announced = vec![DomainEvent::PostCreated { post_id, author_id }];
     announced.extend(
         mentioned
@@ -172,24 +175,11 @@ pub async fn create(
     Ok(post_id)
 }
 
-async fn attach_media(
-    _tx: &mut PgConnection,
-    _owner: i64,
-    _post_id: i64,
-    media_ids: &[i64],
-) -> Result<(), DomainError> {
-    if let Some(id) = media_ids.first() {
-        return Err(DomainError::invalid(
-            "media_ids",
-            format!("media {id} not found"),
-        ));
-    }
-    Ok(())
-}
 
 /// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
 pub async fn load(
     db: &PgPool,
+    media: &MediaService,
     viewer: Option<i64>,
     ids: &[i64],
 ) -> Result<Vec<PostView>, DomainError> {
@@ -259,6 +249,7 @@ pub async fn load(
         .collect(),
         None => HashMap::new(),
     };
+    let mut attachments = media.for_posts(db, &found).await?;
     let author_ids: Vec<i64> = rows.iter().map(|r| r.author_id).collect();
     let authors = social::profiles(db, viewer, &author_ids).await?;
 
@@ -274,6 +265,7 @@ pub async fn load(
             text: row.text,
             hashtags: tags.remove(&row.id).unwrap_or_default(),
             mentions: mentions.remove(&row.id).unwrap_or_default(),
+            media: attachments.remove(&row.id).unwrap_or_default(),
             counts: PostCounts {
                 comments: row.comments_count,
                 views: row.views_count,
@@ -289,8 +281,13 @@ pub async fn load(
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-pub async fn get(db: &PgPool, viewer: Option<i64>, post_id: i64) -> Result<PostView, DomainError> {
-    load(db, viewer, &[post_id])
+pub async fn get(
+    db: &PgPool,
+    media: &MediaService,
+    viewer: Option<i64>,
+    post_id: i64,
+) -> Result<PostView, DomainError> {
+    load(db, media, viewer, &[post_id])
         .await?
         .pop()
         .ok_or(DomainError::NotFound("post"))
@@ -422,6 +419,7 @@ pub async fn history(
 /// A user's posts, newest first.
 pub async fn by_user(
     db: &PgPool,
+    media: &MediaService,
     viewer: Option<i64>,
     user_id: i64,
     page: &PageParams,
@@ -440,7 +438,7 @@ pub async fn by_user(
     .await?;
     let (ids, next_cursor) = paginate(ids, limit, |id| IdKey { id: *id });
     Ok(Page {
-        items: load(db, viewer, &ids).await?,
+        items: load(db, media, viewer, &ids).await?,
         next_cursor,
     })
 }

@@ -27,7 +27,7 @@ pub async fn feed(
 ) -> Result<web::Json<Page<PostView>>, ApiError> {
     let order = params.order.unwrap_or(FeedOrder::Latest);
     Ok(web::Json(
-        home::feed(&state.db, p.user_id, order, &page).await?,
+        home::feed(&state.db, &state.media, p.user_id, order, &page).await?,
     ))
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod comments;
 pub mod home;
 pub mod me;
+pub mod media;
 pub mod ops;
 pub mod posts;
 pub mod social;
@@ -15,6 +16,11 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(
+            web::resource("/media/{key:.*}")
+                .route(web::get().to(media::serve))
+                .route(web::head().to(media::serve)),
+        )
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/auth/register").route(web::post().to(auth::register)))
@@ -37,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/me/api-keys/{id}").route(web::delete().to(me::revoke_api_key)),
                 )
+                .service(web::resource("/media").route(web::post().to(media::upload)))
                 .service(web::resource("/stream").route(web::get().to(stream::stream)))
                 .service(web::resource("/feed").route(web::get().to(home::feed)))
                 .service(web::resource("/notifications").route(web::get().to(home::notifications)))

@@ -61,7 +61,7 @@ pub async fn create(
         &body.media_ids,
     )
     .await?;
-    let post = posts::get(&state.db, Some(p.user_id), id).await?;
+    let post = posts::get(&state.db, &state.media, Some(p.user_id), id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/posts/{id}")))
         .json(post))
@@ -75,7 +75,7 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<web::Json<PostView>, ApiError> {
     Ok(web::Json(
-        posts::get(&state.db, viewer.user_id(), id.into_inner()).await?,
+        posts::get(&state.db, &state.media, viewer.user_id(), id.into_inner()).await?,
     ))
 }
 
@@ -95,7 +95,7 @@ pub async fn edit(
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     posts::edit(&state.db, &state.events, p.user_id, id, &body.text).await?;
-    Ok(web::Json(posts::get(&state.db, Some(p.user_id), id).await?))
+    Ok(web::Json(posts::get(&state.db, &state.media, Some(p.user_id), id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}", tag = "posts", security(("bearer" = []), ("api_key" = [])),
@@ -135,7 +135,7 @@ pub async fn by_user(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PostView>>, ApiError> {
     Ok(web::Json(
-        posts::by_user(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        posts::by_user(&state.db, &state.media, viewer.user_id(), id.into_inner(), &page).await?,
     ))
 }
 
@@ -150,7 +150,7 @@ pub async fn react(
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     reactions::react(&state.db, &state.events, p.user_id, id, body.kind).await?;
-    Ok(web::Json(posts::get(&state.db, Some(p.user_id), id).await?))
+    Ok(web::Json(posts::get(&state.db, &state.media, Some(p.user_id), id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),

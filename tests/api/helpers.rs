@@ -204,6 +204,15 @@ impl TestApp {
             .await
     }
 
+    /// POST /api/v1/media with a multipart form.
+    pub async fn upload(&self, token: Option<&str>, form: reqwest::multipart::Form) -> Response {
+        let mut req = self.client.post(self.url("/api/v1/media")).multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
     pub async fn register(&self, username: &str) -> Value {
         let res = self
             .post(

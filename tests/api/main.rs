@@ -10,6 +10,7 @@ mod errors;
 mod feed;
 mod helpers;
 mod me;
+mod media;
 mod ops;
 mod posts;
 mod reactions;

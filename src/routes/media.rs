@@ -1,0 +1,121 @@
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::TryStreamExt as _;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::Auth;
+use crate::media::{storage, Media, MediaError};
+use crate::state::AppState;
+
+/// Room for the multipart framing (boundary lines, part headers) and small
+/// extra fields around the file itself.
+const MULTIPART_OVERHEAD: usize = 16 * 1024;
+
+/// The upload form (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// A JPEG, PNG, GIF (first frame) or WebP image; the format is detected
+    /// from its bytes. At most `ROOKERY_MEDIA_MAX_BYTES` (10 MiB by default).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+#[utoipa::path(post, path = "/api/v1/media", tag = "media", security(("bearer" = []), ("api_key" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored, without metadata; attach it to a post within 24 hours or it is deleted", body = Media),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` field, or the image is truncated, corrupt or too large to decode", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Media storage is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let file = read_file_field(&req, payload, state.media.max_bytes()).await?;
+    let media = state.media.upload(&state.db, p.user_id, file).await?;
+    Ok(HttpResponse::Created().json(media))
+}
+
+#[utoipa::path(get, path = "/media/{key}", tag = "media",
+    params(("key" = String, Path, description = "The object key, as in the upload's `url`, e.g. `m/<random>.jpg`")),
+    responses(
+        (status = 200, description = "The image, cacheable forever", content(("image/jpeg"), ("image/png"))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn serve(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (data, content_type) = state.media.open(&key).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, storage::CACHE_CONTROL))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(data))
+}
+
+/// Reads the one `file` field, refusing more than `limit` bytes: up front
+/// from Content-Length when the client sends it, and while streaming
+/// otherwise, so an oversized body is never buffered whole.
+async fn read_file_field(
+    req: &HttpRequest,
+    mut payload: Multipart,
+    limit: usize,
+) -> Result<Vec<u8>, MediaError> {
+    let too_large = MediaError::TooLarge { limit };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > (limit + MULTIPART_OVERHEAD) as u64) {
+        return Err(too_large);
+    }
+    let mut file: Option<Vec<u8>> = None;
+    let mut other_bytes = 0usize;
+    while let Some(mut field) = payload.try_next().await.map_err(multipart_error)? {
+        let is_file = field.name() == Some("file");
+        if is_file && file.is_some() {
+            return Err(MediaError::Invalid("send exactly one `file` field".into()));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
+            if is_file {
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large);
+                }
+                buf.extend_from_slice(&chunk);
+            } else {
+                // Other fields are ignored, but they are not a way around the limit.
+                other_bytes += chunk.len();
+                if other_bytes > MULTIPART_OVERHEAD {
+                    return Err(too_large);
+                }
+            }
+        }
+        if is_file {
+            file = Some(buf);
+        }
+    }
+    file.ok_or_else(|| MediaError::Invalid("the multipart body has no `file` field".into()))
+}
+
+fn multipart_error(err: MultipartError) -> MediaError {
+    match err {
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible
+        | MultipartError::BoundaryMissing => MediaError::Unsupported(
+            "the body must be multipart/form-data with a `file` field".into(),
+        ),
+        other => MediaError::Invalid(format!("the multipart body is malformed: {other}")),
+    }
+}
