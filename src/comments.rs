@@ -30,6 +30,8 @@ pub struct CommentView {
     pub replies_count: i64,
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
+    /// Why moderation hid the comment; only its author sees a hidden comment.
+    pub hidden_reason: Option<String>,
 }
 
 struct CommentRow {
@@ -41,6 +43,7 @@ struct CommentRow {
     replies_count: i64,
     created_at: DateTime<Utc>,
     edited_at: Option<DateTime<Utc>>,
+    hidden_reason: Option<String>,
 }
 
 async fn views(
@@ -65,6 +68,7 @@ async fn views(
                     replies_count: r.replies_count,
                     created_at: r.created_at,
                     edited_at: r.edited_at,
+                    hidden_reason: r.hidden_reason,
                 })
         })
         .collect())
@@ -78,9 +82,10 @@ async fn visible(
 ) -> Result<CommentRow, DomainError> {
     let row = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at
+        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
+                c.hidden_reason
          FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.id = $1 AND c.deleted_at IS NULL
+         WHERE c.id = $1 AND c.deleted_at IS NULL AND (c.hidden_at IS NULL OR c.author_id = $2)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $2 AND b.blocked_id = c.author_id)
                               OR (b.blocker_id = c.author_id AND b.blocked_id = $2))",
@@ -143,7 +148,7 @@ pub async fn create(
     let row = sqlx::query_as!(
         CommentRow,
         "INSERT INTO comments (post_id, author_id, parent_id, text) VALUES ($1, $2, $3, $4)
-         RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at",
+         RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at, hidden_reason",
         post_id,
         author_id,
         parent_id,
@@ -191,9 +196,11 @@ pub async fn for_post(
     let cursor: Option<IdKey> = page.cursor()?;
     let rows = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at
+        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
+                c.hidden_reason
          FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
          WHERE c.post_id = $1 AND c.parent_id IS NULL AND c.deleted_at IS NULL
+           AND (c.hidden_at IS NULL OR c.author_id = $3)
            AND ($2::bigint IS NULL OR c.id > $2)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
@@ -225,9 +232,11 @@ pub async fn replies(
     let cursor: Option<IdKey> = page.cursor()?;
     let rows = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at
+        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
+                c.hidden_reason
          FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
          WHERE c.parent_id = $1 AND c.deleted_at IS NULL
+           AND (c.hidden_at IS NULL OR c.author_id = $3)
            AND ($2::bigint IS NULL OR c.id > $2)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
@@ -247,9 +256,10 @@ pub async fn replies(
     })
 }
 
-/// The author only.
+/// The author only. The new text goes to moderation like a new comment.
 pub async fn edit(
     db: &PgPool,
+    events: &EventSink,
     editor: i64,
     comment_id: i64,
     raw_text: &str,
@@ -259,16 +269,23 @@ pub async fn edit(
         return Err(DomainError::Forbidden("only the author may edit a comment"));
     }
     let text = text::validate(raw_text, TEXT_MAX).map_err(|m| DomainError::invalid("text", m))?;
+    let mut tx = db.begin().await?;
     let row = sqlx::query_as!(
         CommentRow,
         "UPDATE comments SET text = $2, edited_at = now() WHERE id = $1 AND deleted_at IS NULL
-         RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at",
+         RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at, hidden_reason",
         comment_id,
         text
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(DomainError::NotFound("comment"))?;
+    let event = DomainEvent::CommentEdited {
+        comment_id,
+        post_id: row.post_id,
+        author_id: editor,
+    };
+    events.commit(tx, vec![event]).await?;
     views(db, Some(editor), vec![row])
         .await?
         .pop()

@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 
 use crate::accounts::AccountError;
 use crate::domain::DomainError;
-use crate::pagination::CursorError;
 use crate::media::storage::StorageError;
 use crate::media::MediaError;
+use crate::pagination::CursorError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -18,6 +18,8 @@ use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream}
         posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_user,
         posts::react, posts::unreact, posts::reactions, posts::view,
         stream::stream,
+        stream::poll,
+        stream::event_stream,
         home::feed, home::notifications, home::unread_count, home::mark_read,
         comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
         media::upload, media::serve,

@@ -22,6 +22,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
 pub const DEFAULT_FANOUT_LIMIT: i64 = 10_000;
+pub const DEFAULT_MAX_LINKS: usize = 5;
 pub const DEFAULT_MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MEDIA_DIR: &str = "./data/media";
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
@@ -170,6 +171,26 @@ pub struct SettingsArgs {
         default_value_t = 256
     )]
     pub ws_send_queue: usize,
+    /// Blocked terms for the moderation analyzer, comma-separated; a term ending in `*` also matches longer words it begins.
+    #[arg(
+        long,
+        env = "ROOKERY_BLOCKED_TERMS",
+        value_name = "ROOKERY_BLOCKED_TERMS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub blocked_terms: Vec<String>,
+    /// A file of further blocked terms, one per line (`#` starts a comment).
+    #[arg(
+        long,
+        env = "ROOKERY_BLOCKED_TERMS_FILE",
+        value_name = "ROOKERY_BLOCKED_TERMS_FILE",
+        global = true
+    )]
+    pub blocked_terms_file: Option<PathBuf>,
+    /// Links allowed in one post or comment before moderation hides it; 0 allows none.
+    #[arg(long, env = "ROOKERY_MAX_LINKS", value_name = "ROOKERY_MAX_LINKS", global = true, default_value_t = DEFAULT_MAX_LINKS)]
+    pub max_links: usize,
     /// Largest accepted media upload, in bytes.
     #[arg(long, env = "ROOKERY_MEDIA_MAX_BYTES", value_name = "ROOKERY_MEDIA_MAX_BYTES", global = true, default_value_t = DEFAULT_MEDIA_MAX_BYTES)]
     pub media_max_bytes: usize,
@@ -254,6 +275,9 @@ pub struct Settings {
     pub fanout_limit: i64,
     pub ws_heartbeat: Duration,
     pub ws_send_queue: usize,
+    /// The moderation analyzer's blocked terms (from the list and the file).
+    pub blocked_terms: Vec<String>,
+    pub max_links: usize,
     pub media: MediaSettings,
 }
 
@@ -418,6 +442,24 @@ impl Settings {
                 reason: "must be at least 1".into(),
             });
         }
+        let mut blocked_terms: Vec<String> = args
+            .blocked_terms
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Some(path) = &args.blocked_terms_file {
+            let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Invalid {
+                var: "ROOKERY_BLOCKED_TERMS_FILE",
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?;
+            blocked_terms.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
         if args.fanout_limit < 0 {
             return Err(SettingsError::Invalid {
                 var: "FANOUT_LIMIT",
@@ -454,6 +496,8 @@ impl Settings {
             fanout_limit: args.fanout_limit,
             ws_heartbeat: Duration::from_secs(args.ws_heartbeat),
             ws_send_queue: args.ws_send_queue,
+            blocked_terms,
+            max_links: args.max_links,
             media,
         })
     }

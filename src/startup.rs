@@ -22,6 +22,7 @@ use crate::ratelimit::LoginLimiter;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
+use rookery_actors::analyzer::Analyzer;
 use rookery_actors::session::SessionConfig;
 use rookery_actors::{Engine, EngineConfig};
 
@@ -82,6 +83,14 @@ impl Application {
                     send_queue: settings.ws_send_queue,
                     ..SessionConfig::default()
                 },
+                redis: redis.clone(),
+                bus_channel: rookery_actors::bus::channel_for(
+                    db.connect_options().get_database().unwrap_or("rookery"),
+                ),
+                analyzer: std::sync::Arc::new(Analyzer::new(
+                    &settings.blocked_terms,
+                    Some(settings.max_links),
+                )),
                 ..EngineConfig::default()
             },
         );

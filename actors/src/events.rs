@@ -73,4 +73,57 @@ pub enum DomainEvent {
         author_id: i64,
         user_id: i64,
     },
+    CommentEdited {
+        comment_id: i64,
+        post_id: i64,
+        author_id: i64,
+    },
+    /// The moderation supervisor hid content, or restored it after an edit.
+    ContentModerated {
+        subject: Subject,
+        subject_id: i64,
+        post_id: i64,
+        author_id: i64,
+        action: ModerationAction,
+        reason: String,
+    },
+}
+
+impl DomainEvent {
+    /// Whether the moderation supervisor must pass the event before the feed
+    /// and notification supervisors act on it: it brings new text.
+    pub fn needs_moderation(&self) -> bool {
+        matches!(
+            self,
+            Self::PostCreated { .. }
+                | Self::PostEdited { .. }
+                | Self::CommentCreated { .. }
+                | Self::CommentEdited { .. }
+                | Self::Mentioned { .. }
+        )
+    }
+}
+
+/// What moderation decides about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    Post,
+    Comment,
+}
+
+impl Subject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "post",
+            Self::Comment => "comment",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModerationAction {
+    Hidden,
+    Restored,
 }

@@ -75,10 +75,12 @@ impl EventHandler for FeedHandler {
                 author_id,
                 ..
             } => {
-                let text =
-                    sqlx::query_scalar!("SELECT text FROM comments WHERE id = $1", comment_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let text = sqlx::query_scalar!(
+                    "SELECT text FROM comments WHERE id = $1 AND hidden_at IS NULL",
+                    comment_id
+                )
+                .fetch_optional(&mut *tx)
+                .await?;
                 if let Some(text) = text {
                     out.activity.push(Activity {
                         post_id,
@@ -217,7 +219,8 @@ impl FeedHandler {
     }
 }
 
-/// What a `feed.post` or `post.updated` event carries: enough to show the post.
+/// What a `feed.post` or `post.updated` event carries: enough to show the
+/// post. `None` when it is gone or hidden by moderation: nothing is pushed.
 async fn post_summary(
     tx: &mut PgConnection,
     post_id: i64,
@@ -225,7 +228,7 @@ async fn post_summary(
     let row = sqlx::query!(
         "SELECT p.id, p.text, p.created_at, p.edited_at, u.id AS author_id, u.username, u.display_name
          FROM posts p JOIN users u ON u.id = p.author_id
-         WHERE p.id = $1 AND p.deleted_at IS NULL",
+         WHERE p.id = $1 AND p.deleted_at IS NULL AND p.hidden_at IS NULL",
         post_id
     )
     .fetch_optional(&mut *tx)
@@ -324,7 +327,7 @@ pub async fn page(
                  FROM candidates c
                  JOIN posts p ON p.id = c.id
                  JOIN users u ON u.id = p.author_id AND u.status = 'active'
-                 WHERE p.deleted_at IS NULL
+                 WHERE p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $1)
                    AND NOT EXISTS (SELECT 1 FROM blocks b
                                    WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
                                       OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
@@ -357,6 +360,7 @@ pub async fn page(
                  JOIN posts p ON p.id = c.id
                  JOIN users u ON u.id = p.author_id AND u.status = 'active'
                  WHERE p.deleted_at IS NULL AND p.created_at > now() - interval '7 days'
+                   AND (p.hidden_at IS NULL OR p.author_id = $1)
                    AND ($2::bigint IS NULL OR (p.reactions_count, p.id) < ($2, $3))
                    AND NOT EXISTS (SELECT 1 FROM blocks b
                                    WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)

@@ -1,14 +1,18 @@
 //! Rookery's real-time engine.
 //!
 //! Writes announce domain events through the transactional [`outbox`]; the
-//! supervisors consume them in order, each in its own transaction, and turn
-//! them into timelines ([`feed`]) and notifications ([`notifications`]).
+//! supervisors consume them in order, each in its own transaction: the
+//! [`moderation`] supervisor first checks new text, then the [`feed`] and
+//! [`notifications`] supervisors turn events into timelines and notifications.
 //! Supervisors are restarted by actix when they stop, and since their progress
 //! lives in the database, a restart loses nothing that was committed.
 
+pub mod analyzer;
+pub mod bus;
 pub mod events;
 pub mod feed;
 pub mod log;
+pub mod moderation;
 pub mod notifications;
 pub mod outbox;
 pub mod protocol;
@@ -32,6 +36,12 @@ pub struct EngineConfig {
     /// (events written by other nodes, or left by a crash).
     pub poll_interval: std::time::Duration,
     pub session: session::SessionConfig,
+    /// The rules the moderation supervisor applies.
+    pub analyzer: std::sync::Arc<analyzer::Analyzer>,
+    /// With Redis, events cross nodes; without, this process serves alone.
+    pub redis: Option<redis::Client>,
+    /// The Redis channel of this deployment (see [`bus::channel_for`]).
+    pub bus_channel: String,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +51,9 @@ impl Default for EngineConfig {
             batch_size: 200,
             poll_interval: std::time::Duration::from_millis(500),
             session: session::SessionConfig::default(),
+            analyzer: std::sync::Arc::new(analyzer::Analyzer::new::<&str>(&[], Some(5))),
+            redis: None,
+            bus_channel: bus::channel_for("rookery"),
         }
     }
 }
@@ -48,10 +61,12 @@ impl Default for EngineConfig {
 /// Handles to the running supervisors.
 #[derive(Clone)]
 pub struct Engine {
+    db: PgPool,
     registry: Addr<registry::SessionRegistry>,
     session: session::SessionConfig,
     feed: Addr<supervisor::Consumer<feed::FeedHandler>>,
     notifications: Addr<supervisor::Consumer<notifications::NotificationHandler>>,
+    moderation: Addr<supervisor::Consumer<moderation::ModerationHandler>>,
 }
 
 impl Engine {
@@ -59,45 +74,78 @@ impl Engine {
     pub fn start(db: PgPool, config: EngineConfig) -> Self {
         use actix::Actor as _;
         let session_config = config.session.clone();
+        let db_handle = db.clone();
         let registry = registry::SessionRegistry::new(db.clone(), config.session.clone()).start();
-        let (feed_db, feed_cfg, feed_registry) = (db.clone(), config.clone(), registry.clone());
+        let bus = match config.redis.clone() {
+            Some(client) => {
+                let node = format!(
+                    "{}-{}",
+                    std::process::id(),
+                    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+                );
+                bus::Bus::redis(registry.clone(), client, config.bus_channel.clone(), node)
+            }
+            None => bus::Bus::local(registry.clone()),
+        };
+        let (feed_db, feed_cfg, feed_registry) = (db.clone(), config.clone(), bus.clone());
         let feed = Supervisor::start(move |_| {
             let handler = feed::FeedHandler {
                 fanout_limit: feed_cfg.fanout_limit,
             };
             supervisor::Consumer::new(feed_db.clone(), feed_registry.clone(), handler, &feed_cfg)
         });
-        let notify_registry = registry.clone();
+        let (notify_db, notify_cfg, notify_registry) = (db.clone(), config.clone(), bus.clone());
         let notifications = Supervisor::start(move |_| {
             let handler = notifications::NotificationHandler;
-            supervisor::Consumer::new(db.clone(), notify_registry.clone(), handler, &config)
+            supervisor::Consumer::new(
+                notify_db.clone(),
+                notify_registry.clone(),
+                handler,
+                &notify_cfg,
+            )
+        });
+        let downstream = vec![feed.clone().recipient(), notifications.clone().recipient()];
+        let moderation_registry = bus;
+        let moderation = Supervisor::start(move |_| {
+            let handler = moderation::ModerationHandler {
+                analyzer: config.analyzer.clone(),
+            };
+            supervisor::Consumer::new(db.clone(), moderation_registry.clone(), handler, &config)
+                .with_downstream(downstream.clone())
         });
         Self {
+            db: db_handle,
             registry,
             session: session_config,
             feed,
             notifications,
+            moderation,
         }
     }
 
-    /// Serves an authenticated WebSocket connection until it closes. Call it
-    /// from the HTTP worker that accepted the upgrade (the socket lives there).
-    pub async fn serve(
+    /// Attaches a client of `user_id` to its session: see [`session::attach`].
+    pub async fn attach(
         &self,
         user_id: i64,
-        ws: actix_ws::Session,
-        stream: actix_ws::MessageStream,
         last_event_id: Option<i64>,
-    ) {
-        session::serve_connection(
-            self.registry.clone(),
-            self.session.clone(),
-            user_id,
-            ws,
-            stream,
-            last_event_id,
-        )
-        .await;
+        kind: session::ConnKind,
+    ) -> Result<session::Attachment, actix::MailboxError> {
+        session::attach(&self.registry, &self.session, user_id, last_event_id, kind).await
+    }
+
+    /// The id of the newest event in `user_id`'s stream (0 when none).
+    pub async fn last_event_id(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+        log::last_id(&self.db, user_id).await
+    }
+
+    /// Events of `user_id` after `after`, at most `limit`, straight from the log.
+    pub async fn replay(
+        &self,
+        user_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<log::Replay, sqlx::Error> {
+        log::replay(&self.db, user_id, after, limit).await
     }
 
     /// Closes every WebSocket connection with 1001 (going away), for shutdown.
@@ -113,6 +161,7 @@ impl Engine {
     /// Tells the supervisors new events are committed. Never blocks: a full
     /// mailbox already holds a poke, and the poll interval is the backstop.
     pub fn poke(&self) {
+        let _ = self.moderation.try_send(supervisor::Poke);
         let _ = self.feed.try_send(supervisor::Poke);
         let _ = self.notifications.try_send(supervisor::Poke);
     }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, Subject};
 use crate::log;
+use crate::moderation;
 use crate::outbox::ConsumerKind;
 use crate::supervisor::{EventHandler, Outbound};
 
@@ -31,7 +32,8 @@ pub struct NotificationHandler;
 struct New {
     user_id: i64,
     kind: NotificationKind,
-    actor_id: i64,
+    /// `None`: the system (moderation).
+    actor_id: Option<i64>,
     post_id: Option<i64>,
     comment_id: Option<i64>,
     key: String,
@@ -43,7 +45,7 @@ struct New {
 /// Stores the notification (or finds its earlier twin) and, when it is new,
 /// appends a `notification` event to the user's stream.
 async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(), sqlx::Error> {
-    if n.user_id == n.actor_id {
+    if Some(n.user_id) == n.actor_id {
         return Ok(());
     }
     // Nobody is told about the doings of someone in a block relation with them.
@@ -103,7 +105,7 @@ impl EventHandler for NotificationHandler {
         let base = |user_id, kind, actor_id, key: String| New {
             user_id,
             kind,
-            actor_id,
+            actor_id: Some(actor_id),
             post_id: None,
             comment_id: None,
             key,
@@ -151,6 +153,9 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 parent_author_id,
             } => {
+                if moderation::comment_hidden(tx, comment_id).await? {
+                    return Ok(());
+                }
                 if let Some(parent_author) = parent_author_id {
                     let mut n = base(
                         parent_author,
@@ -180,6 +185,9 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 user_id,
             } => {
+                if moderation::post_hidden(tx, post_id).await? {
+                    return Ok(());
+                }
                 let mut n = base(
                     user_id,
                     NotificationKind::Mention,
@@ -188,6 +196,36 @@ impl EventHandler for NotificationHandler {
                 );
                 n.post_id = Some(post_id);
                 notify(tx, n, out).await
+            }
+            DomainEvent::ContentModerated {
+                subject,
+                subject_id,
+                post_id,
+                author_id,
+                action,
+                ref reason,
+            } => {
+                // Every decision is news: hidden, restored and hidden again notify thrice.
+                let key = format!(
+                    "moderation:{}:{subject_id}:{}",
+                    subject.as_str(),
+                    chrono::Utc::now().timestamp_micros()
+                );
+                notify(
+                    tx,
+                    New {
+                        user_id: author_id,
+                        kind: NotificationKind::Moderation,
+                        actor_id: None,
+                        post_id: Some(post_id),
+                        comment_id: (subject == Subject::Comment).then_some(subject_id),
+                        key,
+                        data: serde_json::json!({ "subject": subject, "action": action, "reason": reason }),
+                        update_data: true,
+                    },
+                    out,
+                )
+                .await
             }
             _ => Ok(()),
         }

@@ -18,6 +18,7 @@ use actix_ws::{
 
 use crate::registry::Connect;
 use bytestring::ByteString;
+use futures_util::StreamExt as _;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,12 +49,27 @@ impl Default for SessionConfig {
     }
 }
 
+/// What a connection's writer is handed: an event (with its log id, if it
+/// has one) or a heartbeat.
 pub(crate) enum Out {
-    Text(ByteString),
+    Text(Option<i64>, ByteString),
     Ping,
 }
 
+/// How a client is attached; decides heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// Pinged every heartbeat, closed after missing pongs.
+    WebSocket,
+    /// Server-Sent Events: a comment every heartbeat keeps proxies from
+    /// timing out; a dead client shows as a failed write.
+    EventStream,
+    /// One long poll: no heartbeat, it ends on its own.
+    LongPoll,
+}
+
 struct Connection {
+    kind: ConnKind,
     queue: mpsc::Sender<Out>,
     cut: Option<oneshot::Sender<CloseReason>>,
     missed_pongs: u32,
@@ -131,7 +147,7 @@ impl SessionActor {
             }
             conn.last_sent = id;
         }
-        match conn.queue.try_send(Out::Text(event.json.clone())) {
+        match conn.queue.try_send(Out::Text(event.id, event.json.clone())) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(user_id = self.user_id, conn_id, "slow client cut off");
@@ -269,15 +285,23 @@ impl Actor for SessionActor {
             let dead: Vec<u64> = act
                 .connections
                 .iter()
-                .filter(|(_, c)| c.missed_pongs >= limit)
+                .filter(|(_, c)| c.kind == ConnKind::WebSocket && c.missed_pongs >= limit)
                 .map(|(id, _)| *id)
                 .collect();
             for id in dead {
                 act.cut(id, CloseCode::Policy, "missed heartbeats");
             }
             for conn in act.connections.values_mut() {
-                conn.missed_pongs += 1;
-                let _ = conn.queue.try_send(Out::Ping);
+                match conn.kind {
+                    ConnKind::WebSocket => {
+                        conn.missed_pongs += 1;
+                        let _ = conn.queue.try_send(Out::Ping);
+                    }
+                    ConnKind::EventStream => {
+                        let _ = conn.queue.try_send(Out::Ping);
+                    }
+                    ConnKind::LongPoll => {}
+                }
             }
         });
     }
@@ -293,6 +317,7 @@ impl Actor for SessionActor {
 /// The Send-able half of a connection: its send queue and its kill switch.
 /// The socket itself stays on the HTTP worker thread that accepted it.
 pub struct ConnHandle {
+    pub(crate) kind: ConnKind,
     pub(crate) queue: mpsc::Sender<Out>,
     pub(crate) cut: oneshot::Sender<CloseReason>,
 }
@@ -314,6 +339,7 @@ impl Handler<AddConnection> for SessionActor {
         self.connections.insert(
             msg.conn_id,
             Connection {
+                kind: msg.handle.kind,
                 queue: msg.handle.queue,
                 cut: Some(msg.handle.cut),
                 missed_pongs: 0,
@@ -327,40 +353,118 @@ impl Handler<AddConnection> for SessionActor {
     }
 }
 
+/// A client attached to its user's session actor: the receiving end of its
+/// bounded send queue and of its kill switch. Dropping it detaches the
+/// client, so a transport that goes away (a closed socket, a dropped SSE
+/// body, a finished poll) never leaves a connection behind.
+pub struct Attachment {
+    queue: mpsc::Receiver<Out>,
+    cut: oneshot::Receiver<CloseReason>,
+    guard: Detach,
+}
+
+struct Detach {
+    session: Addr<SessionActor>,
+    conn_id: u64,
+}
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.session.do_send(Disconnected {
+            conn_id: self.conn_id,
+        });
+    }
+}
+
+/// Registers a client with its user's session actor. When this returns, every
+/// event after `last_event_id` (or, without it, every event from now on)
+/// will reach the attachment, in order.
+pub async fn attach(
+    registry: &Addr<SessionRegistry>,
+    config: &SessionConfig,
+    user_id: i64,
+    last_event_id: Option<i64>,
+    kind: ConnKind,
+) -> Result<Attachment, MailboxError> {
+    let (queue, rx) = mpsc::channel(config.send_queue.max(1));
+    let (cut, cut_rx) = oneshot::channel();
+    let (session, conn_id) = registry
+        .send(Connect {
+            user_id,
+            handle: ConnHandle { kind, queue, cut },
+            last_event_id,
+        })
+        .await?;
+    Ok(Attachment {
+        queue: rx,
+        cut: cut_rx,
+        guard: Detach { session, conn_id },
+    })
+}
+
 /// Runs one WebSocket connection on the current (HTTP worker) thread: a
 /// writer task drains the bounded queue the session actor fills, and this
 /// task reads the client's frames and forwards them to the session actor.
-pub async fn serve_connection(
-    registry: Addr<SessionRegistry>,
-    config: SessionConfig,
-    user_id: i64,
-    ws: WsSession,
-    stream: MessageStream,
-    last_event_id: Option<i64>,
-) {
-    let (queue, rx) = mpsc::channel(config.send_queue.max(1));
-    let (cut, cut_rx) = oneshot::channel();
-    actix::spawn(write_loop(ws.clone(), rx, cut_rx));
-    match registry
-        .send(Connect {
-            user_id,
-            handle: ConnHandle { queue, cut },
-            last_event_id,
-        })
-        .await
-    {
-        Ok((session, conn_id)) => read_loop(ws, stream, conn_id, session).await,
-        Err(_) => {
-            close(
-                ws,
-                Some(CloseReason {
-                    code: CloseCode::Again,
-                    description: Some("server busy".into()),
-                }),
-            )
-            .await
+pub async fn serve_websocket(attachment: Attachment, ws: WsSession, stream: MessageStream) {
+    let Attachment { queue, cut, guard } = attachment;
+    actix::spawn(write_loop(ws.clone(), queue, cut));
+    read_loop(ws, stream, guard).await;
+}
+
+/// The body of a Server-Sent Events response: `id:` carries the event's log
+/// id (so the browser's `Last-Event-ID` resumes exactly), `data:` the same
+/// JSON a WebSocket client gets. Ends when the session cuts the client.
+pub fn event_stream(attachment: Attachment) -> impl futures_util::Stream<Item = String> {
+    let first = futures_util::stream::once(async { ": connected\n\n".to_owned() });
+    let events = futures_util::stream::unfold(Some(attachment), |state| async move {
+        let mut att = state?;
+        let out = tokio::select! {
+            biased;
+            _ = &mut att.cut => return None,
+            out = att.queue.recv() => out?,
+        };
+        let chunk = match out {
+            Out::Text(Some(id), json) => format!("id: {id}\ndata: {json}\n\n"),
+            Out::Text(None, json) => format!("data: {json}\n\n"),
+            Out::Ping => ": keepalive\n\n".to_owned(),
+        };
+        Some((chunk, Some(att)))
+    });
+    first.chain(events)
+}
+
+/// Waits until `deadline` for the first event, then takes whatever else is
+/// already queued, up to `max`. Returns the events' JSON and their log ids.
+pub async fn long_poll(
+    mut attachment: Attachment,
+    deadline: tokio::time::Instant,
+    max: usize,
+) -> Vec<(Option<i64>, ByteString)> {
+    let mut events = Vec::new();
+    loop {
+        let out = tokio::select! {
+            biased;
+            _ = &mut attachment.cut => break,
+            out = attachment.queue.recv() => out,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        match out {
+            Some(Out::Text(id, json)) => {
+                events.push((id, json));
+                break;
+            }
+            Some(Out::Ping) => continue,
+            None => break,
         }
     }
+    while events.len() < max.max(1) {
+        match attachment.queue.try_recv() {
+            Ok(Out::Text(id, json)) => events.push((id, json)),
+            Ok(Out::Ping) => continue,
+            Err(_) => break,
+        }
+    }
+    events
 }
 
 /// Logged events for this user, from the bus, in id order.
@@ -568,7 +672,7 @@ async fn write_loop(
             next = queue.recv() => next,
         };
         let sent = match next {
-            Some(Out::Text(json)) => tokio::select! {
+            Some(Out::Text(_, json)) => tokio::select! {
                 biased;
                 reason = &mut cut => {
                     close(ws, reason.ok()).await;
@@ -593,12 +697,8 @@ async fn close(ws: WsSession, reason: Option<CloseReason>) {
     let _ = tokio::time::timeout(Duration::from_secs(10), ws.close(reason)).await;
 }
 
-async fn read_loop(
-    mut ws: WsSession,
-    stream: MessageStream,
-    conn_id: u64,
-    session: Addr<SessionActor>,
-) {
+async fn read_loop(mut ws: WsSession, stream: MessageStream, guard: Detach) {
+    let (session, conn_id) = (guard.session.clone(), guard.conn_id);
     let mut stream = stream.max_frame_size(MAX_FRAME);
     while let Some(item) = stream.recv().await {
         match item {
@@ -636,5 +736,6 @@ async fn read_loop(
             Err(_) => break,
         }
     }
-    session.do_send(Disconnected { conn_id });
+    // Dropping the guard detaches the connection.
+    drop(guard);
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
+use crate::bus::Bus;
 use crate::events::DomainEvent;
 use crate::log::UserEvent;
 use crate::outbox::{self, ConsumerKind};
-use crate::registry::{Activity, Deliver, SessionRegistry};
+use crate::registry::Activity;
 use crate::EngineConfig;
 
 /// What a supervisor does with each event, inside the batch's transaction.
@@ -41,8 +42,10 @@ pub struct Poke;
 
 pub struct Consumer<H: EventHandler> {
     db: PgPool,
-    registry: Addr<SessionRegistry>,
+    bus: Bus,
     handler: H,
+    /// Consumers waiting on this one's progress, poked after each batch.
+    downstream: Vec<Recipient<Poke>>,
     batch_size: i64,
     poll_interval: Duration,
     busy: bool,
@@ -50,21 +53,23 @@ pub struct Consumer<H: EventHandler> {
 }
 
 impl<H: EventHandler> Consumer<H> {
-    pub fn new(
-        db: PgPool,
-        registry: Addr<SessionRegistry>,
-        handler: H,
-        config: &EngineConfig,
-    ) -> Self {
+    pub fn new(db: PgPool, bus: Bus, handler: H, config: &EngineConfig) -> Self {
         Self {
             db,
-            registry,
+            bus,
             handler,
+            downstream: Vec::new(),
             batch_size: config.batch_size.max(1),
             poll_interval: config.poll_interval,
             busy: false,
             poked_while_busy: false,
         }
+    }
+
+    /// Pokes `downstream` whenever a batch has committed.
+    pub fn with_downstream(mut self, downstream: Vec<Recipient<Poke>>) -> Self {
+        self.downstream = downstream;
+        self
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>) {
@@ -75,13 +80,18 @@ impl<H: EventHandler> Consumer<H> {
         self.busy = true;
         let batch = run_batch(
             self.db.clone(),
-            self.registry.clone(),
+            self.bus.clone(),
             self.handler.clone(),
             self.batch_size,
         );
         ctx.spawn(batch.into_actor(self).map(|result, act, ctx| {
             act.busy = false;
             let again = std::mem::take(&mut act.poked_while_busy);
+            if matches!(result, Ok(n) if n > 0) {
+                for next in &act.downstream {
+                    let _ = next.try_send(Poke);
+                }
+            }
             match result {
                 // A full batch means there is probably more waiting.
                 Ok(n) if n >= act.batch_size => act.kick(ctx),
@@ -135,7 +145,7 @@ fn is_transient(e: &sqlx::Error) -> bool {
 
 async fn run_batch<H: EventHandler>(
     db: PgPool,
-    registry: Addr<SessionRegistry>,
+    bus: Bus,
     handler: H,
     limit: i64,
 ) -> Result<i64, sqlx::Error> {
@@ -168,11 +178,6 @@ async fn run_batch<H: EventHandler>(
     tx.commit().await?;
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
-    if !out.events.is_empty() {
-        registry.do_send(Deliver(out.events));
-    }
-    for activity in out.activity {
-        registry.do_send(activity);
-    }
+    bus.deliver(out.events, out.activity);
     Ok(i64::try_from(claimed.len()).unwrap_or(i64::MAX))
 }

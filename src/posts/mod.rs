@@ -57,6 +57,8 @@ pub struct PostView {
     pub my_reaction: Option<ReactionKind>,
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
+    /// Why moderation hid the post; only its author sees a hidden post.
+    pub hidden_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,6 +78,7 @@ struct PostRow {
     edited_at: Option<DateTime<Utc>>,
     comments_count: i64,
     views_count: i64,
+    hidden_reason: Option<String>,
 }
 
 fn invalid_text(message: String) -> DomainError {
@@ -90,7 +93,7 @@ pub async fn visible_author(
 ) -> Result<i64, DomainError> {
     sqlx::query_scalar!(
         "SELECT p.author_id FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
-         WHERE p.id = $1 AND p.deleted_at IS NULL
+         WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
                               OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
@@ -175,7 +178,6 @@ pub async fn create(
     Ok(post_id)
 }
 
-
 /// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
 pub async fn load(
     db: &PgPool,
@@ -188,9 +190,10 @@ pub async fn load(
     }
     let rows = sqlx::query_as!(
         PostRow,
-        "SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count
+        "SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count,
+                p.hidden_reason
          FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
-         WHERE p.id = ANY($1) AND p.deleted_at IS NULL
+         WHERE p.id = ANY($1) AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
                               OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
@@ -275,6 +278,7 @@ pub async fn load(
             my_reaction: mine.get(&row.id).copied(),
             created_at: row.created_at,
             edited_at: row.edited_at,
+            hidden_reason: row.hidden_reason,
         };
         by_id.insert(row.id, view);
     }
@@ -428,11 +432,14 @@ pub async fn by_user(
     let limit = page.limit()?;
     let cursor: Option<IdKey> = page.cursor()?;
     let ids = sqlx::query_scalar!(
-        "SELECT id FROM posts WHERE author_id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR id < $2)
+        "SELECT id FROM posts
+         WHERE author_id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR id < $2)
+           AND (hidden_at IS NULL OR author_id = $4)
          ORDER BY id DESC LIMIT $3",
         user_id,
         cursor.map(|c| c.id),
-        limit + 1
+        limit + 1,
+        viewer as Option<i64>
     )
     .fetch_all(db)
     .await?;

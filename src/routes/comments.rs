@@ -90,7 +90,14 @@ pub async fn edit(
     body: web::Json<EditCommentRequest>,
 ) -> Result<web::Json<CommentView>, ApiError> {
     Ok(web::Json(
-        comments::edit(&state.db, p.user_id, id.into_inner(), &body.text).await?,
+        comments::edit(
+            &state.db,
+            &state.events,
+            p.user_id,
+            id.into_inner(),
+            &body.text,
+        )
+        .await?,
     ))
 }
 

@@ -45,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/media").route(web::post().to(media::upload)))
                 .service(web::resource("/stream").route(web::get().to(stream::stream)))
+                .service(web::resource("/events").route(web::get().to(stream::poll)))
+                .service(web::resource("/events/stream").route(web::get().to(stream::event_stream)))
                 .service(web::resource("/feed").route(web::get().to(home::feed)))
                 .service(web::resource("/notifications").route(web::get().to(home::notifications)))
                 .service(

@@ -83,7 +83,7 @@ pub async fn profiles(
         r#"SELECT u.id, u.username, u.display_name, u.bio, u.role AS "role: Role", u.created_at,
                   (SELECT count(*) FROM follows f WHERE f.followee_id = u.id) AS "followers_count!",
                   (SELECT count(*) FROM follows f WHERE f.follower_id = u.id) AS "following_count!",
-                  (SELECT count(*) FROM posts p WHERE p.author_id = u.id AND p.deleted_at IS NULL) AS "posts_count!",
+                  (SELECT count(*) FROM posts p WHERE p.author_id = u.id AND p.deleted_at IS NULL AND p.hidden_at IS NULL) AS "posts_count!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = u.id) AS "followed_by_me!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id AND f.followee_id = $2) AS "follows_me!"
            FROM users u

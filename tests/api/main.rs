@@ -11,6 +11,7 @@ mod feed;
 mod helpers;
 mod me;
 mod media;
+mod moderation;
 mod ops;
 mod posts;
 mod reactions;

@@ -591,8 +591,11 @@ async fn unattached_media_are_cleaned_up(s3: bool) {
     let posted = t.upload_ok(png(), "posted.png", "image/png").await["id"]
         .as_i64()
         .unwrap();
+    let post = t.app.create_post(&t.alice.access, "with a picture").await["id"]
+        .as_i64()
+        .unwrap();
     let mut tx = t.app.db.begin().await.unwrap();
-    media::attach(&mut tx, t.alice.id, 7, &[posted])
+    media::attach(&mut tx, t.alice.id, post, &[posted])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -648,8 +651,17 @@ async fn attach_checks_ownership_and_keeps_order() {
         .upload(Some(&bob.access), form(png(), "b.png", "image/png"))
         .await;
     let bobs = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let mut posts = vec![0];
+    for i in 1..=3 {
+        let post = t
+            .app
+            .create_post(&t.alice.access, &format!("post {i}"))
+            .await;
+        posts.push(post["id"].as_i64().unwrap());
+    }
 
-    let attach = |post: i64, ids: Vec<i64>| {
+    let attach = |post: usize, ids: Vec<i64>| {
+        let post = posts[post];
         let db = t.app.db.clone();
         let owner = t.alice.id;
         async move {
@@ -681,7 +693,11 @@ async fn attach_checks_ownership_and_keeps_order() {
 
     let service = t.service();
     assert!(
-        service.for_posts(&t.app.db, &[1]).await.unwrap().is_empty(),
+        service
+            .for_posts(&t.app.db, &[posts[1]])
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing attached"
     );
 
@@ -693,12 +709,12 @@ async fn attach_checks_ownership_and_keeps_order() {
         Err(MediaError::NotAttachable(id)) if id == mine[0]
     ));
 
-    let by_post = service.for_posts(&t.app.db, &[1, 2, 3]).await.unwrap();
-    let order: Vec<i64> = by_post[&1].iter().map(|m| m.id).collect();
+    let by_post = service.for_posts(&t.app.db, &posts[1..]).await.unwrap();
+    let order: Vec<i64> = by_post[&posts[1]].iter().map(|m| m.id).collect();
     assert_eq!(order, vec![mine[2], mine[0], mine[1]]);
-    assert_eq!(by_post[&2].len(), 1);
-    assert!(!by_post.contains_key(&3));
-    let view = &by_post[&2][0];
+    assert_eq!(by_post[&posts[2]].len(), 1);
+    assert!(!by_post.contains_key(&posts[3]));
+    let view = &by_post[&posts[2]][0];
     assert_eq!((view.width, view.height), (30, 20));
     assert!(view.url.starts_with(PUBLIC_URL));
     assert_eq!(t.fetch(&view.thumbnail_url).await.status(), 200);
@@ -725,10 +741,18 @@ async fn posts_carry_their_images(s3: bool) {
     let bob = app.user("bobby").await;
     let id_of = |v: &Value| v["id"].as_i64().unwrap();
     let first = t
-        .upload_ok(encode(opaque(40, 30), ImageFormat::Png), "1.png", "image/png")
+        .upload_ok(
+            encode(opaque(40, 30), ImageFormat::Png),
+            "1.png",
+            "image/png",
+        )
         .await;
     let second = t
-        .upload_ok(encode(opaque(30, 40), ImageFormat::Png), "2.png", "image/png")
+        .upload_ok(
+            encode(opaque(30, 40), ImageFormat::Png),
+            "2.png",
+            "image/png",
+        )
         .await;
 
     // Attached in the order given, each with everything a client paints.
@@ -745,7 +769,10 @@ async fn posts_carry_their_images(s3: bool) {
     assert_eq!(media.len(), 2, "{post}");
     assert_eq!(media[0]["id"], second["id"]);
     assert_eq!(media[1]["id"], first["id"]);
-    assert_eq!((media[0]["width"].as_i64(), media[0]["height"].as_i64()), (Some(30), Some(40)));
+    assert_eq!(
+        (media[0]["width"].as_i64(), media[0]["height"].as_i64()),
+        (Some(30), Some(40))
+    );
     for key in ["url", "thumbnail_url", "blurhash", "content_type"] {
         assert!(media[0][key].is_string(), "{key}: {post}");
     }
@@ -754,7 +781,12 @@ async fn posts_carry_their_images(s3: bool) {
 
     // Reads show the same media: the post, the author's list, the home feed.
     let path = format!("/api/v1/posts/{}", post["id"]);
-    let fetched: Value = app.get(&path, Some(&bob.access)).await.json().await.unwrap();
+    let fetched: Value = app
+        .get(&path, Some(&bob.access))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched["media"], post["media"]);
     let listed: Value = app
         .get(&format!("/api/v1/users/{}/posts", alice.id), None)
@@ -770,14 +802,22 @@ async fn posts_carry_their_images(s3: bool) {
         let res = app
             .upload(
                 Some(&bob.access),
-                form(encode(opaque(10, 10), ImageFormat::Png), "b.png", "image/png"),
+                form(
+                    encode(opaque(10, 10), ImageFormat::Png),
+                    "b.png",
+                    "image/png",
+                ),
             )
             .await;
         assert_eq!(res.status(), 201);
         res.json::<Value>().await.unwrap()
     };
     let third = t
-        .upload_ok(encode(opaque(12, 12), ImageFormat::Png), "3.png", "image/png")
+        .upload_ok(
+            encode(opaque(12, 12), ImageFormat::Png),
+            "3.png",
+            "image/png",
+        )
         .await;
     for ids in [
         json!([id_of(&first)]),
@@ -793,7 +833,10 @@ async fn posts_carry_their_images(s3: bool) {
             )
             .await;
         let problem = assert_problem(res, 422).await;
-        assert!(problem["errors"]["media_ids"].is_array(), "{ids}: {problem}");
+        assert!(
+            problem["errors"]["media_ids"].is_array(),
+            "{ids}: {problem}"
+        );
     }
     let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM posts")
         .fetch_one(&app.db)

@@ -10,10 +10,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Ws {
+pub async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Ws {
     let base = app.address.replace("http://", "ws://");
     let url = match last_event_id {
         Some(id) => format!("{base}/api/v1/stream?last_event_id={id}"),
@@ -31,7 +31,7 @@ async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Ws {
 }
 
 /// The next JSON event, skipping control frames; fails after 10 s.
-async fn next_event(ws: &mut Ws) -> Value {
+pub async fn next_event(ws: &mut Ws) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -47,7 +47,7 @@ async fn next_event(ws: &mut Ws) -> Value {
 }
 
 /// The next event of type `kind`, skipping others (notifications interleave).
-async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
+pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let event = next_event(ws).await;
         if event["type"] == kind {
@@ -57,7 +57,7 @@ async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
 }
 
 /// The close frame's code, reading past anything before it.
-async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+pub async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -70,7 +70,7 @@ async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
     }
 }
 
-async fn follow(app: &TestApp, token: &str, id: i64) {
+pub async fn follow(app: &TestApp, token: &str, id: i64) {
     assert_eq!(
         app.put(
             &format!("/api/v1/users/{id}/follow"),
