@@ -4,11 +4,23 @@
 ALTER TABLE posts ADD COLUMN hidden_at TIMESTAMPTZ, ADD COLUMN hidden_reason TEXT;
 ALTER TABLE comments ADD COLUMN hidden_at TIMESTAMPTZ, ADD COLUMN hidden_reason TEXT;
 
--- The moderation supervisor reads the outbox first; the feed and notification
--- supervisors only take events it has passed, so hidden content is never
--- fanned out or notified. Events the engine itself records start as done.
-ALTER TABLE domain_events ADD COLUMN moderation_done BOOLEAN NOT NULL DEFAULT false;
-CREATE INDEX domain_events_moderation_todo ON domain_events (id) WHERE NOT moderation_done;
+-- The outbox gets one pending row per consumer that must handle an event.
+-- Each consumer locks and deletes only its own rows: with done-flags on the
+-- event row, one consumer's lock made another skip the event and handle the
+-- next one first. The moderation consumer reads first; the feed and
+-- notification consumers stop short of its oldest pending event, so hidden
+-- content is never fanned out or notified.
+CREATE TABLE outbox_pending (
+    consumer TEXT   NOT NULL CHECK (consumer IN ('moderation', 'feed', 'notifications')),
+    event_id BIGINT NOT NULL REFERENCES domain_events (id) ON DELETE CASCADE,
+    PRIMARY KEY (consumer, event_id)
+);
+CREATE INDEX outbox_pending_event_idx ON outbox_pending (event_id);
+INSERT INTO outbox_pending (consumer, event_id)
+    SELECT 'feed', id FROM domain_events WHERE NOT feed_done;
+INSERT INTO outbox_pending (consumer, event_id)
+    SELECT 'notifications', id FROM domain_events WHERE NOT notify_done;
+ALTER TABLE domain_events DROP COLUMN feed_done, DROP COLUMN notify_done;
 
 -- Every decision, for the author's appeal and the moderators' audit.
 CREATE TABLE moderation_decisions (

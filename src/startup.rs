@@ -126,6 +126,11 @@ impl Application {
         self.events.clone()
     }
 
+    /// The real-time engine, for tools and tests that attach to it directly.
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
     /// Runs until the server is stopped through its handle (tests drop it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await

@@ -1,10 +1,15 @@
-//! The transactional outbox: owns `domain_events`.
+//! The transactional outbox: owns `domain_events` and `outbox_pending`.
+//!
+//! An event is recorded in the same transaction as the change it announces,
+//! with one pending row per consumer that must handle it. Each consumer locks
+//! and deletes only its own pending rows, so consumers never skip each
+//! other's work, and one consumer of a kind sees events in id order.
 
 use sqlx::PgConnection;
 
 use crate::events::DomainEvent;
 
-/// Which consumer is reading; each marks its own progress.
+/// Which consumer is reading; each tracks its own pending rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumerKind {
     Moderation,
@@ -12,15 +17,32 @@ pub enum ConsumerKind {
     Notifications,
 }
 
+impl ConsumerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Moderation => "moderation",
+            Self::Feed => "feed",
+            Self::Notifications => "notifications",
+        }
+    }
+}
+
 /// Records an event in the caller's transaction: it exists if and only if the
 /// change it announces was committed.
 pub async fn record(tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     // Events without new text skip the moderation step.
+    let consumers: &[&str] = if event.needs_moderation() {
+        &["moderation", "feed", "notifications"]
+    } else {
+        &["feed", "notifications"]
+    };
+    let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
     sqlx::query!(
-        "INSERT INTO domain_events (payload, moderation_done) VALUES ($1, $2)",
+        "WITH e AS (INSERT INTO domain_events (payload) VALUES ($1) RETURNING id)
+         INSERT INTO outbox_pending (consumer, event_id) SELECT c, e.id FROM e, unnest($2::text[]) AS c",
         payload,
-        !event.needs_moderation()
+        &consumers
     )
     .execute(&mut *tx)
     .await?;
@@ -35,57 +57,34 @@ pub struct Claimed {
 /// Locks the oldest events this consumer has not handled. SKIP LOCKED lets
 /// several nodes share the work without handling an event twice. The feed
 /// and notification consumers stop short of the first event moderation has
-/// not passed, so they see events in order and never before moderation.
+/// not passed, so they never act on text before moderation has seen it.
 pub async fn claim(
     tx: &mut PgConnection,
     consumer: ConsumerKind,
     limit: i64,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let rows = match consumer {
-        ConsumerKind::Moderation => sqlx::query!(
-            "SELECT id, payload FROM domain_events WHERE NOT moderation_done ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            limit
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.payload))
-        .collect::<Vec<_>>(),
-        ConsumerKind::Feed => {
-            sqlx::query!(
-                "SELECT id, payload FROM domain_events
-                 WHERE NOT feed_done
-                   AND id < COALESCE((SELECT min(id) FROM domain_events WHERE NOT moderation_done), 9223372036854775807)
-                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                limit
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.payload))
-            .collect::<Vec<_>>()
-        }
-        ConsumerKind::Notifications => sqlx::query!(
-            "SELECT id, payload FROM domain_events
-                 WHERE NOT notify_done
-                   AND id < COALESCE((SELECT min(id) FROM domain_events WHERE NOT moderation_done), 9223372036854775807)
-                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            limit
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.payload))
-        .collect(),
-    };
+    let rows = sqlx::query!(
+        "SELECT p.event_id AS id, e.payload FROM outbox_pending p
+         JOIN domain_events e ON e.id = p.event_id
+         WHERE p.consumer = $1
+           AND ($1 = 'moderation' OR p.event_id < COALESCE(
+                 (SELECT min(m.event_id) FROM outbox_pending m WHERE m.consumer = 'moderation'),
+                 9223372036854775807))
+         ORDER BY p.event_id LIMIT $2
+         FOR UPDATE OF p SKIP LOCKED",
+        consumer.as_str(),
+        limit
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, payload)| {
-            let event = serde_json::from_value(payload).ok();
+        .map(|r| {
+            let event = serde_json::from_value(r.payload).ok();
             if event.is_none() {
-                tracing::error!(id, "undecodable domain event skipped");
+                tracing::error!(id = r.id, "undecodable domain event skipped");
             }
-            Claimed { id, event }
+            Claimed { id: r.id, event }
         })
         .collect())
 }
@@ -95,38 +94,40 @@ pub async fn mark_done(
     consumer: ConsumerKind,
     ids: &[i64],
 ) -> Result<(), sqlx::Error> {
-    match consumer {
-        ConsumerKind::Moderation => {
-            sqlx::query!(
-                "UPDATE domain_events SET moderation_done = true WHERE id = ANY($1)",
-                ids
-            )
-            .execute(&mut *tx)
-            .await?
-        }
-        ConsumerKind::Feed => {
-            sqlx::query!(
-                "UPDATE domain_events SET feed_done = true WHERE id = ANY($1)",
-                ids
-            )
-            .execute(&mut *tx)
-            .await?
-        }
-        ConsumerKind::Notifications => {
-            sqlx::query!(
-                "UPDATE domain_events SET notify_done = true WHERE id = ANY($1)",
-                ids
-            )
-            .execute(&mut *tx)
-            .await?
-        }
-    };
-    // Rows every consumer has handled are no longer needed.
+    // Locking the events (in id order, so consumers never deadlock) makes
+    // consumers finishing the same event take turns: the last one sees no
+    // pending row left and deletes the event.
     sqlx::query!(
-        "DELETE FROM domain_events WHERE id = ANY($1) AND moderation_done AND feed_done AND notify_done",
+        "SELECT id FROM domain_events WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM outbox_pending WHERE consumer = $1 AND event_id = ANY($2)",
+        consumer.as_str(),
+        ids
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Events every consumer has handled are no longer needed.
+    sqlx::query!(
+        "DELETE FROM domain_events e WHERE e.id = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.event_id = e.id)",
         ids
     )
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Deletes handled events left behind (by hand-made rows, or older versions).
+pub async fn sweep(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query!(
+        "DELETE FROM domain_events e
+         WHERE NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.event_id = e.id)"
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
 }

@@ -57,6 +57,9 @@ impl Actor for SessionRegistry {
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
                     }
+                    if let Err(e) = crate::outbox::sweep(&db).await {
+                        tracing::warn!(error = %e, "outbox sweep failed");
+                    }
                 }
                 .into_actor(act),
             );

@@ -2,10 +2,11 @@
 //! WebSocket connections, delivers each event to every one of them in id
 //! order, keeps their heartbeats, and stops when the last one closes.
 //!
-//! Each connection has a bounded send queue drained by its own writer task.
-//! A connection whose queue is full (a client that stopped reading) is cut
-//! with 1013 instead of buffering without bound; it catches up by
-//! reconnecting with `last_event_id`.
+//! Each connection has a bounded send queue drained by its own writer task,
+//! and a bounded overflow behind it that absorbs bursts (a large batch, a
+//! replay). A connection whose overflow passes its bound (a client that
+//! stopped reading) is cut with 1013 instead of buffering without bound; it
+//! catches up by reconnecting with `last_event_id`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -28,6 +29,11 @@ use crate::registry::{Idle, SessionRegistry, SessionStopped, SubscriptionChanged
 
 /// The largest frame a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// A connection is cut (1013) once this many times its send queue is
+/// waiting behind the queue.
+pub const OVERFLOW_FACTOR: usize = 4;
+/// How often overflowed events are moved on while a writer catches up.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// Events replayed per database round trip.
 const REPLAY_PAGE: i64 = 500;
 
@@ -78,6 +84,8 @@ struct Connection {
     replaying: Option<Vec<ByteStringEvent>>,
     /// The id of the last logged event this connection was given.
     last_sent: i64,
+    /// Events that did not fit in the queue, in order, waiting for room.
+    overflow: std::collections::VecDeque<Out>,
 }
 
 #[derive(Clone)]
@@ -104,6 +112,8 @@ pub struct SessionActor {
     /// Connections handed to this actor so far; compared with the registry's
     /// count before stopping, so none is lost in flight.
     received: u64,
+    /// Whether a drain of overflowed events is scheduled.
+    draining: bool,
 }
 
 impl SessionActor {
@@ -120,10 +130,12 @@ impl SessionActor {
             config,
             connections: HashMap::new(),
             received: 0,
+            draining: false,
         }
     }
 
-    /// Queues `event` on one connection, cutting it if the queue is full.
+    /// Queues `event` on one connection; what does not fit waits in its
+    /// overflow, and a connection whose overflow passes the bound is cut.
     /// Logged events go out strictly in id order: a duplicate is skipped, and
     /// a gap (an event that overtook an earlier one on the bus) is filled
     /// from the log before anything newer is sent.
@@ -147,19 +159,61 @@ impl SessionActor {
             }
             conn.last_sent = id;
         }
-        match conn.queue.try_send(Out::Text(event.id, event.json.clone())) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::info!(user_id = self.user_id, conn_id, "slow client cut off");
-                self.cut(
-                    conn_id,
-                    CloseCode::Again,
-                    "send queue full; reconnect with last_event_id",
-                );
+        let out = Out::Text(event.id, event.json.clone());
+        if conn.overflow.is_empty() {
+            match conn.queue.try_send(out) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(out)) => conn.overflow.push_back(out),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.cut(conn_id, CloseCode::Away, "closed");
+                    return;
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.cut(conn_id, CloseCode::Away, "closed")
+        } else {
+            conn.overflow.push_back(out);
+        }
+        // A burst (a large batch, a replay) may outrun the writer for a
+        // moment; a client this far behind has stopped reading.
+        if conn.overflow.len() > self.config.send_queue.saturating_mul(OVERFLOW_FACTOR) {
+            tracing::info!(user_id = self.user_id, conn_id, "slow client cut off");
+            self.cut(
+                conn_id,
+                CloseCode::Again,
+                "too far behind; reconnect with last_event_id",
+            );
+        } else if !self.draining {
+            self.draining = true;
+            ctx.run_later(DRAIN_EVERY, |act, ctx| act.drain(ctx));
+        }
+    }
+
+    /// Moves overflowed events into send queues as their writers make room.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        self.draining = false;
+        let mut closed = Vec::new();
+        let mut pending = false;
+        for (id, conn) in &mut self.connections {
+            while let Some(out) = conn.overflow.pop_front() {
+                match conn.queue.try_send(out) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(out)) => {
+                        conn.overflow.push_front(out);
+                        pending = true;
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        closed.push(*id);
+                        break;
+                    }
+                }
             }
+        }
+        for id in closed {
+            self.cut(id, CloseCode::Away, "closed");
+        }
+        if pending {
+            self.draining = true;
+            ctx.run_later(DRAIN_EVERY, |act, ctx| act.drain(ctx));
         }
     }
 
@@ -347,6 +401,7 @@ impl Handler<AddConnection> for SessionActor {
                 // Live events wait until the connection knows where its stream stands.
                 replaying: Some(Vec::new()),
                 last_sent: 0,
+                overflow: std::collections::VecDeque::new(),
             },
         );
         self.start_replay(ctx, msg.conn_id, msg.last_event_id);
@@ -361,6 +416,13 @@ pub struct Attachment {
     queue: mpsc::Receiver<Out>,
     cut: oneshot::Receiver<CloseReason>,
     guard: Detach,
+}
+
+impl Attachment {
+    /// Why the session cut this client, once it has.
+    pub fn cut_reason(&mut self) -> Option<CloseReason> {
+        self.cut.try_recv().ok()
+    }
 }
 
 struct Detach {

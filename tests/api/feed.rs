@@ -396,11 +396,18 @@ async fn committed_events_are_handled_even_without_a_poke() {
         .execute(&app.db)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO domain_events (payload) VALUES ($1)")
-        .bind(json!({"type": "followed", "follower_id": bob.id, "followee_id": alice.id}))
-        .execute(&app.db)
-        .await
-        .unwrap();
+    // Written as another node would: the event with its pending consumers.
+    let mut tx = app.db.begin().await.unwrap();
+    rookery_actors::outbox::record(
+        &mut tx,
+        &rookery_actors::DomainEvent::Followed {
+            follower_id: bob.id,
+            followee_id: alice.id,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     eventually("the follow notification", || async {
         let v: Value = app
             .get("/api/v1/notifications", Some(&alice.access))

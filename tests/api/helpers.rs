@@ -26,6 +26,7 @@ pub fn database_url_for(base: &str, name: &str) -> String {
 pub struct TestApp {
     pub address: String,
     pub events: rookery::events::EventSink,
+    pub engine: rookery::events::Engine,
     pub client: Client,
     pub db: PgPool,
     pub database_url: String,
@@ -82,10 +83,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
     let events = app.events();
+    let engine = app.engine();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
         events,
+        engine,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

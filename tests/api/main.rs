@@ -5,8 +5,10 @@
 mod api_keys;
 mod auth;
 mod cli;
+mod cluster;
 mod comments;
 mod errors;
+mod fallback;
 mod feed;
 mod helpers;
 mod me;

@@ -296,3 +296,37 @@ async fn a_client_that_misses_pongs_is_closed() {
     assert!(saw_ping);
     assert_eq!(code, Some(CloseCode::Policy));
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving() {
+    let app = spawn_app_with(|s| s.ws_send_queue = 8).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    follow(&app, &alice.access, bob.id).await;
+    let mut fast = connect(&app, &alice.access, None).await;
+    // A client that stopped reading is, to the session, a send queue nobody
+    // drains (over TCP, the kernel's buffers first take a megabyte or so).
+    let mut slow = app
+        .engine
+        .attach(alice.id, None, rookery_actors::session::ConnKind::WebSocket)
+        .await
+        .unwrap();
+
+    // More than the queue plus its overflow (8 + 4 * 8) can hold.
+    const POSTS: usize = 60;
+    let mut posted = Vec::new();
+    for i in 0..POSTS {
+        posted.push(app.create_post(&bob.access, &format!("post {i}")).await["id"].clone());
+    }
+    let mut received = Vec::new();
+    while received.len() < POSTS {
+        received.push(next_of_type(&mut fast, "feed.post").await["data"]["post_id"].clone());
+    }
+    assert_eq!(received, posted, "the fast client got everything, in order");
+    let reason = slow.cut_reason().expect("the slow client was cut off");
+    assert_eq!(reason.code, actix_ws::CloseCode::Again);
+    assert!(reason
+        .description
+        .unwrap_or_default()
+        .contains("last_event_id"));
+}
