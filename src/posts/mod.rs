@@ -175,7 +175,6 @@ pub async fn create(
     Ok(post_id)
 }
 
-
 /// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
 pub async fn load(
     db: &PgPool,

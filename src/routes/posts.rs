@@ -95,7 +95,9 @@ pub async fn edit(
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     posts::edit(&state.db, &state.events, p.user_id, id, &body.text).await?;
-    Ok(web::Json(posts::get(&state.db, &state.media, Some(p.user_id), id).await?))
+    Ok(web::Json(
+        posts::get(&state.db, &state.media, Some(p.user_id), id).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}", tag = "posts", security(("bearer" = []), ("api_key" = [])),
@@ -135,7 +137,14 @@ pub async fn by_user(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PostView>>, ApiError> {
     Ok(web::Json(
-        posts::by_user(&state.db, &state.media, viewer.user_id(), id.into_inner(), &page).await?,
+        posts::by_user(
+            &state.db,
+            &state.media,
+            viewer.user_id(),
+            id.into_inner(),
+            &page,
+        )
+        .await?,
     ))
 }
 
@@ -150,7 +159,9 @@ pub async fn react(
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     reactions::react(&state.db, &state.events, p.user_id, id, body.kind).await?;
-    Ok(web::Json(posts::get(&state.db, &state.media, Some(p.user_id), id).await?))
+    Ok(web::Json(
+        posts::get(&state.db, &state.media, Some(p.user_id), id).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),

@@ -725,10 +725,18 @@ async fn posts_carry_their_images(s3: bool) {
     let bob = app.user("bobby").await;
     let id_of = |v: &Value| v["id"].as_i64().unwrap();
     let first = t
-        .upload_ok(encode(opaque(40, 30), ImageFormat::Png), "1.png", "image/png")
+        .upload_ok(
+            encode(opaque(40, 30), ImageFormat::Png),
+            "1.png",
+            "image/png",
+        )
         .await;
     let second = t
-        .upload_ok(encode(opaque(30, 40), ImageFormat::Png), "2.png", "image/png")
+        .upload_ok(
+            encode(opaque(30, 40), ImageFormat::Png),
+            "2.png",
+            "image/png",
+        )
         .await;
 
     // Attached in the order given, each with everything a client paints.
@@ -745,7 +753,10 @@ async fn posts_carry_their_images(s3: bool) {
     assert_eq!(media.len(), 2, "{post}");
     assert_eq!(media[0]["id"], second["id"]);
     assert_eq!(media[1]["id"], first["id"]);
-    assert_eq!((media[0]["width"].as_i64(), media[0]["height"].as_i64()), (Some(30), Some(40)));
+    assert_eq!(
+        (media[0]["width"].as_i64(), media[0]["height"].as_i64()),
+        (Some(30), Some(40))
+    );
     for key in ["url", "thumbnail_url", "blurhash", "content_type"] {
         assert!(media[0][key].is_string(), "{key}: {post}");
     }
@@ -754,7 +765,12 @@ async fn posts_carry_their_images(s3: bool) {
 
     // Reads show the same media: the post, the author's list, the home feed.
     let path = format!("/api/v1/posts/{}", post["id"]);
-    let fetched: Value = app.get(&path, Some(&bob.access)).await.json().await.unwrap();
+    let fetched: Value = app
+        .get(&path, Some(&bob.access))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched["media"], post["media"]);
     let listed: Value = app
         .get(&format!("/api/v1/users/{}/posts", alice.id), None)
@@ -770,14 +786,22 @@ async fn posts_carry_their_images(s3: bool) {
         let res = app
             .upload(
                 Some(&bob.access),
-                form(encode(opaque(10, 10), ImageFormat::Png), "b.png", "image/png"),
+                form(
+                    encode(opaque(10, 10), ImageFormat::Png),
+                    "b.png",
+                    "image/png",
+                ),
             )
             .await;
         assert_eq!(res.status(), 201);
         res.json::<Value>().await.unwrap()
     };
     let third = t
-        .upload_ok(encode(opaque(12, 12), ImageFormat::Png), "3.png", "image/png")
+        .upload_ok(
+            encode(opaque(12, 12), ImageFormat::Png),
+            "3.png",
+            "image/png",
+        )
         .await;
     for ids in [
         json!([id_of(&first)]),
@@ -793,7 +817,10 @@ async fn posts_carry_their_images(s3: bool) {
             )
             .await;
         let problem = assert_problem(res, 422).await;
-        assert!(problem["errors"]["media_ids"].is_array(), "{ids}: {problem}");
+        assert!(
+            problem["errors"]["media_ids"].is_array(),
+            "{ids}: {problem}"
+        );
     }
     let posts: i64 = sqlx::query_scalar("SELECT count(*) FROM posts")
         .fetch_one(&app.db)
