@@ -3,6 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::compat::routes as compat;
 use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream};
 
 #[derive(OpenApi)]
@@ -21,8 +22,10 @@ use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream}
         home::feed, home::notifications, home::unread_count, home::mark_read,
         comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
         media::upload, media::serve,
+        compat::feed, compat::create_tweet, compat::delete_tweet, compat::like, compat::unlike,
+        compat::upload, compat::me, compat::user, compat::follow, compat::unfollow,
     ),
-    components(schemas(crate::error::Problem, crate::media::MediaView)),
+    components(schemas(crate::error::Problem, crate::media::MediaView, crate::compat::error::ErrorBody)),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
@@ -38,6 +41,7 @@ use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream}
         (name = "notifications", description = "The caller's notifications"),
         (name = "media", description = "Image uploads, stripped of metadata, to attach to posts"),
         (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),
+        (name = "microblog", description = "The microblog-compatible API for existing single-page clients: under /api (not /api/v1), authenticated by the api-key header only; every answer has `result`, and errors are `{\"result\": false, \"error_type\", \"error_message\"}`"),
     )
 )]
 pub struct ApiDoc;

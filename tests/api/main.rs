@@ -6,6 +6,7 @@ mod api_keys;
 mod auth;
 mod cli;
 mod comments;
+mod compat;
 mod errors;
 mod feed;
 mod helpers;
