@@ -3,14 +3,14 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::compat::routes as compat;
+use crate::compat::{client, routes as compat};
 use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Rookery", description = "A real-time social-media backend. Every error is an RFC 9457 problem document."),
     paths(
-        ops::healthz, ops::readyz,
+        ops::healthz, ops::readyz, client::root,
         auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
         me::get, me::update, me::delete, me::change_password,
         me::list_api_keys, me::create_api_key, me::revoke_api_key,

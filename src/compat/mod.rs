@@ -7,7 +7,9 @@
 //!
 //! - `routes.rs`: the handlers and the `/api` scope.
 //! - `error.rs`: [`CompatError`] and the one mapping to the compat error body.
+//! - `client.rs`: serving a built web client from `ROOKERY_STATIC_DIR`.
 
+pub mod client;
 pub mod error;
 pub mod routes;
 

@@ -1,5 +1,5 @@
-//! The microblog-compatible API (`/api/...`, api-key only), through a real
-//! HTTP client.
+//! The microblog-compatible API (`/api/...`, api-key only), the web client
+//! served from ROOKERY_STATIC_DIR, and CORS: all through a real HTTP client.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -7,7 +7,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, Response};
-use rookery::settings::StorageSettings;
+use rookery::settings::{CorsOrigins, StorageSettings};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
@@ -866,6 +866,195 @@ async fn an_uploaded_image_goes_on_a_tweet_and_its_url_loads() {
 }
 
 #[actix_web::test]
+async fn the_web_client_is_served_with_a_single_page_fallback() {
+    let root = tempfile::tempdir().unwrap();
+    let site = root.path().join("site");
+    std::fs::create_dir_all(site.join("js")).unwrap();
+    let index = "<!doctype html><title>client</title><div id=app></div>";
+    std::fs::write(site.join("index.html"), index).unwrap();
+    std::fs::write(site.join("js/app.js"), "console.log('hi')").unwrap();
+    std::fs::write(site.join("style.css"), "body{}").unwrap();
+    std::fs::write(site.join(".env"), "SECRET=1").unwrap();
+    std::fs::write(root.path().join("secret.txt"), "outside").unwrap();
+    let app = spawn_app_with(|s| s.static_dir = Some(site.clone())).await;
+
+    let get = |path: &str| app.client.get(app.url(path)).send();
+    let header = |res: &Response, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    // The entry page: at /, at its own name, and for client-side routes.
+    for path in [
+        "/",
+        "/index.html",
+        "/profile/2",
+        "/tweets/5/likes",
+        "/.env",
+        "/%2e%2e/secret.txt",
+        "/..%2fsecret.txt",
+        "/js/missing.js",
+    ] {
+        let res = get(path).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            header(&res, "content-type").starts_with("text/html"),
+            "{path}"
+        );
+        assert_eq!(header(&res, "cache-control"), "no-cache", "{path}");
+        assert!(!header(&res, "etag").is_empty(), "{path}");
+        assert_eq!(res.text().await.unwrap(), index, "{path}");
+    }
+    let res = get("/js/app.js").await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        header(&res, "content-type").contains("javascript"),
+        "{}",
+        header(&res, "content-type")
+    );
+    assert_eq!(header(&res, "cache-control"), "public, max-age=3600");
+    assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+    let etag = header(&res, "etag");
+    assert!(!etag.is_empty() && !header(&res, "last-modified").is_empty());
+    assert_eq!(res.text().await.unwrap(), "console.log('hi')");
+    let res = app
+        .client
+        .get(app.url("/js/app.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304, "revalidation by ETag");
+    let res = get("/style.css").await.unwrap();
+    assert!(header(&res, "content-type").starts_with("text/css"));
+    let res = app.client.head(app.url("/profile/2")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Server paths stay the server's.
+    let res = call(&app, Method::GET, "/api/nothing", None, None).await;
+    compat_error(res, 404).await;
+    assert_problem(get("/api/v1/nothing").await.unwrap(), 404).await;
+    assert_problem(get("/media/m/nothing.jpg").await.unwrap(), 404).await;
+    assert_problem(get("/media").await.unwrap(), 404).await;
+    assert_problem(get("/docs/nothing").await.unwrap(), 404).await;
+    assert_problem(get("/healthz/more").await.unwrap(), 404).await;
+    assert_eq!(
+        get("/healthz").await.unwrap().text().await.unwrap(),
+        r#"{"status":"ok"}"#
+    );
+    assert!(get("/docs").await.unwrap().status().is_redirection());
+    let doc: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(doc["paths"].is_object());
+    assert!(get("/metrics")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("rookery_http_requests_total"));
+    // Only GET and HEAD load the app.
+    let res = app.client.post(app.url("/profile/2")).send().await.unwrap();
+    assert_problem(res, 404).await;
+}
+
+#[actix_web::test]
+async fn without_a_static_dir_the_root_describes_the_service() {
+    let app = spawn_app().await;
+    let res = app.get("/", None).await;
+    assert_eq!(res.status(), 200);
+    let about: Value = res.json().await.unwrap();
+    assert_eq!(about["name"], "rookery");
+    assert_eq!(about["links"]["docs"], "/docs/");
+    assert_eq!(
+        app.get(about["links"]["docs"].as_str().unwrap(), None)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(app.get("/profile/2", None).await, 404).await;
+    assert_problem(app.get("/index.html", None).await, 404).await;
+}
+
+#[actix_web::test]
+async fn cors_origins_are_configurable() {
+    let app =
+        spawn_app_with(|s| s.cors = CorsOrigins::List(vec!["http://client.example".into()])).await;
+    let alice = caller(&app, "alice").await;
+    let res = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/tweets"))
+        .header("origin", "http://client.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "api-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let allowed = |res: &Response, name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_lowercase())
+    };
+    assert_eq!(
+        allowed(&res, "access-control-allow-origin").as_deref(),
+        Some("http://client.example")
+    );
+    let headers = allowed(&res, "access-control-allow-headers").unwrap();
+    assert!(
+        headers.contains("api-key") && headers.contains("content-type"),
+        "{headers}"
+    );
+    assert!(allowed(&res, "access-control-allow-methods")
+        .unwrap()
+        .contains("delete"));
+
+    let send = |origin: &'static str, key: Option<String>| {
+        let mut req = app
+            .client
+            .get(app.url("/api/tweets"))
+            .header("origin", origin);
+        if let Some(key) = key {
+            req = req.header("api-key", key);
+        }
+        req.send()
+    };
+    let res = send("http://client.example", Some(alice.key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        allowed(&res, "access-control-allow-origin").as_deref(),
+        Some("http://client.example")
+    );
+    // Errors carry the headers too, or the browser would hide their body.
+    let res = send("http://client.example", None).await.unwrap();
+    assert_eq!(
+        allowed(&res, "access-control-allow-origin").as_deref(),
+        Some("http://client.example")
+    );
+    compat_error(res, 401).await;
+    // Another origin is answered (the browser enforces CORS), without the headers.
+    let res = send("http://elsewhere.example", Some(alice.key.clone()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(allowed(&res, "access-control-allow-origin").is_none());
+
+    // Off by default.
+    let plain = spawn_app().await;
+    let res = plain
+        .client
+        .get(plain.url("/healthz"))
+        .header("origin", "http://client.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(allowed(&res, "access-control-allow-origin").is_none());
+}
+
+#[actix_web::test]
 async fn every_compat_endpoint_is_documented_under_its_own_tag() {
     let app = spawn_app().await;
     let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
@@ -886,6 +1075,7 @@ async fn every_compat_endpoint_is_documented_under_its_own_tag() {
         assert_eq!(op["security"], json!([{"api_key": []}]), "{method} {path}");
         assert!(op["responses"]["401"].is_object(), "{method} {path}");
     }
+    assert!(doc["paths"]["/"]["get"].is_object());
     let tags: Vec<&str> = doc["tags"]
         .as_array()
         .unwrap()
