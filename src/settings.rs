@@ -57,6 +57,9 @@ pub enum Command {
     /// Manage accounts from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create demo users `test` and `test1` with the API keys `test` and
+    /// `test1`, follows and posts with images (idempotent). Never in production.
+    SeedDemo,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,8 +8,10 @@
 //! - `routes.rs`: the handlers and the `/api` scope.
 //! - `error.rs`: [`CompatError`] and the one mapping to the compat error body.
 //! - `client.rs`: serving a built web client from `ROOKERY_STATIC_DIR`.
+//! - `demo.rs`: `rookery seed-demo`.
 
 pub mod client;
+pub mod demo;
 pub mod error;
 pub mod routes;
 

@@ -1,8 +1,10 @@
 //! The microblog-compatible API (`/api/...`, api-key only), the web client
-//! served from ROOKERY_STATIC_DIR, and CORS: all through a real HTTP client.
+//! served from ROOKERY_STATIC_DIR, CORS, and `rookery seed-demo`: all through
+//! a real HTTP client (and the real binary for the seeding).
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
+use std::process::Command;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
@@ -1093,4 +1095,105 @@ async fn every_compat_endpoint_is_documented_under_its_own_tag() {
     ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
+}
+
+fn seed_demo(database_url: &str, media_dir: &std::path::Path) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rookery"));
+    for var in [
+        "REDIS_URL",
+        "ROOKERY_LOG",
+        "S3_BUCKET",
+        "ROOKERY_STATIC_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .arg("seed-demo")
+        .env("DATABASE_URL", database_url)
+        .env("ROOKERY_MEDIA_DIR", media_dir)
+        .env("ROOKERY_PUBLIC_URL", PUBLIC_URL)
+        .env("ROOKERY_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[actix_web::test]
+async fn seed_demo_makes_usable_demo_data_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_media(&dir, |_| {}).await;
+    let first = seed_demo(&app.database_url, dir.path());
+    for expected in [
+        "created user test ",
+        "created user test1 ",
+        "created API key 'test'",
+        "created API key 'test1'",
+        "test follows test1",
+        "test1 follows test",
+        "created post",
+        "never seed demo data on a production database",
+    ] {
+        assert!(first.contains(expected), "{expected:?} in:\n{first}");
+    }
+
+    let test = Caller {
+        id: 0,
+        key: "test".into(),
+        access: String::new(),
+    };
+    let me = success(
+        call(&app, Method::GET, "/api/users/me", Some("test"), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(me["user"]["name"], "test");
+    assert_eq!(me["user"]["following"][0]["name"], "test1");
+    assert_eq!(me["user"]["followers"][0]["name"], "test1");
+    let tweets = feed(&app, &test, "").await;
+    assert_eq!(tweets.len(), 3, "{tweets:?}");
+    assert_eq!(
+        tweets[0]["likes"][0]["name"], "test1",
+        "the liked post ranks first"
+    );
+    for t in &tweets {
+        assert_tweet_shape(t);
+        let url = t["attachments"][0].as_str().unwrap();
+        let res = fetch(&app, url).await;
+        assert_eq!(res.status(), 200, "{url}");
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("image/"));
+    }
+    let me1 = success(
+        call(&app, Method::GET, "/api/users/me", Some("test1"), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(me1["user"]["name"], "test1");
+
+    // Again: nothing new, and it says so.
+    let second = seed_demo(&app.database_url, dir.path());
+    assert!(!second.contains("created"), "{second}");
+    assert!(second.contains("user test already exists"), "{second}");
+    assert_eq!(feed(&app, &test, "").await.len(), 3);
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM api_keys), (SELECT count(*) FROM posts)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(counts, (2, 2, 3));
+    // Stored hashed, like every key.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|h| h.len() == 32 && h != b"test"));
 }
