@@ -591,8 +591,15 @@ async fn unattached_media_are_cleaned_up(s3: bool) {
     let posted = t.upload_ok(png(), "posted.png", "image/png").await["id"]
         .as_i64()
         .unwrap();
+    // A real post: the foreign key refuses any other id.
+    let post: i64 =
+        sqlx::query_scalar("INSERT INTO posts (author_id, text) VALUES ($1, 'p') RETURNING id")
+            .bind(t.alice.id)
+            .fetch_one(&t.app.db)
+            .await
+            .unwrap();
     let mut tx = t.app.db.begin().await.unwrap();
-    media::attach(&mut tx, t.alice.id, 7, &[posted])
+    media::attach(&mut tx, t.alice.id, post, &[posted])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -648,6 +655,16 @@ async fn attach_checks_ownership_and_keeps_order() {
         .upload(Some(&bob.access), form(png(), "b.png", "image/png"))
         .await;
     let bobs = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    // Posts 1 to 3 must exist: the foreign key refuses other ids.
+    let mut posts: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO posts (author_id, text) SELECT $1, 'p' FROM generate_series(1, 3) RETURNING id",
+    )
+    .bind(t.alice.id)
+    .fetch_all(&t.app.db)
+    .await
+    .unwrap();
+    posts.sort_unstable();
+    assert_eq!(posts, vec![1, 2, 3]);
 
     let attach = |post: i64, ids: Vec<i64>| {
         let db = t.app.db.clone();
