@@ -21,6 +21,10 @@ use crate::pagination::CursorError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Marks an error response whose body follows another API's contract (the
+/// microblog-compatible API's): [`problem_middleware`] leaves it as it is.
+pub struct ForeignErrorBody;
+
 /// Field name to the messages that explain what is wrong with it.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
@@ -340,7 +344,7 @@ fn to_problem<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-    if is_problem {
+    if is_problem || res.response().extensions().contains::<ForeignErrorBody>() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod comments;
+pub mod compat;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -5,6 +5,9 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use rookery::accounts::users::{self, NewAccount};
 use rookery::accounts::PasswordHasher;
+use rookery::compat::demo;
+use rookery::events::EventSink;
+use rookery::media::MediaService;
 use rookery::settings::{Cli, Command, Settings, UserCommand};
 use rookery::startup::Application;
 use rookery::{db, telemetry};
@@ -52,6 +55,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => migrate(&settings).await,
+        Command::SeedDemo => {
+            migrate(&settings).await?;
+            let pool = db::pool(&settings)?;
+            let hasher = PasswordHasher::new(1)?;
+            let media = MediaService::new(&settings.media, 1).context("media storage")?;
+            // No engine here: the outbox keeps the events, and a running
+            // server's engine (feeds, moderation) picks them up.
+            let events = EventSink::new(64, None);
+            let report = demo::seed(&pool, &hasher, &media, &events).await?;
+            for line in report {
+                println!("{line}");
+            }
+            println!(
+                "demo ready: open the web client with api-key {}. These keys are public: \
+                 never seed demo data on a production database.",
+                demo::USERS.join(" or ")
+            );
+            Ok(())
+        }
         Command::User(UserCommand::Create {
             username,
             email,

@@ -3,13 +3,14 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::compat::{client, routes as compat};
 use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Rookery", description = "A real-time social-media backend. Every error is an RFC 9457 problem document."),
     paths(
-        ops::healthz, ops::readyz,
+        ops::healthz, ops::readyz, client::root,
         auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
         me::get, me::update, me::delete, me::change_password,
         me::list_api_keys, me::create_api_key, me::revoke_api_key,
@@ -23,8 +24,10 @@ use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream}
         home::feed, home::notifications, home::unread_count, home::mark_read,
         comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
         media::upload, media::serve,
+        compat::feed, compat::create_tweet, compat::delete_tweet, compat::like, compat::unlike,
+        compat::upload, compat::me, compat::user, compat::follow, compat::unfollow,
     ),
-    components(schemas(crate::error::Problem, crate::media::MediaView)),
+    components(schemas(crate::error::Problem, crate::media::MediaView, crate::compat::error::ErrorBody)),
     modifiers(&Security),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
@@ -40,6 +43,7 @@ use crate::routes::{auth, comments, home, me, media, ops, posts, social, stream}
         (name = "notifications", description = "The caller's notifications"),
         (name = "media", description = "Image uploads, stripped of metadata, to attach to posts"),
         (name = "ops", description = "Health and readiness; Prometheus metrics at /metrics"),
+        (name = "microblog", description = "The microblog-compatible API for existing single-page clients: under /api (not /api/v1), authenticated by the api-key header only; every answer has `result`, and errors are `{\"result\": false, \"error_type\", \"error_message\"}`"),
     )
 )]
 pub struct ApiDoc;

@@ -27,6 +27,8 @@ pub const DEFAULT_MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MEDIA_DIR: &str = "./data/media";
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
+pub const DEFAULT_COMPAT_FEED_CAP: i64 = 1000;
+pub const MAX_COMPAT_FEED_CAP: i64 = 10_000;
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -56,6 +58,9 @@ pub enum Command {
     /// Manage accounts from the command line.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create demo users `test` and `test1` with the API keys `test` and
+    /// `test1`, follows and posts with images (idempotent). Never in production.
+    SeedDemo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +243,25 @@ pub struct SettingsArgs {
         global = true
     )]
     pub s3_public_url: Option<String>,
+    /// Directory of a built single-page web client, served at `/` (index.html for unknown paths).
+    #[arg(
+        long,
+        env = "ROOKERY_STATIC_DIR",
+        value_name = "ROOKERY_STATIC_DIR",
+        global = true
+    )]
+    pub static_dir: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser, comma-separated, or `*` for any.
+    #[arg(
+        long,
+        env = "ROOKERY_CORS_ORIGINS",
+        value_name = "ROOKERY_CORS_ORIGINS",
+        global = true
+    )]
+    pub cors_origins: Option<String>,
+    /// Most tweets in an unpaged GET /api/tweets; the likes ranking covers this many newest posts.
+    #[arg(long, env = "ROOKERY_COMPAT_FEED_CAP", value_name = "ROOKERY_COMPAT_FEED_CAP", global = true, default_value_t = DEFAULT_COMPAT_FEED_CAP)]
+    pub compat_feed_cap: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +303,20 @@ pub struct Settings {
     pub blocked_terms: Vec<String>,
     pub max_links: usize,
     pub media: MediaSettings,
+    /// A directory holding `index.html`, checked at start.
+    pub static_dir: Option<PathBuf>,
+    pub cors: CorsOrigins,
+    pub compat_feed_cap: i64,
+}
+
+/// Which browser origins may call the API from another origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers at all: only same-origin pages can read answers.
+    None,
+    Any,
+    /// Exact origins such as `https://client.example.com`, without a trailing slash.
+    List(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +354,63 @@ fn http_url(var: &'static str, value: &str) -> Result<String, SettingsError> {
         });
     }
     Ok(value.to_owned())
+}
+
+fn cors_origins(raw: Option<&str>) -> Result<CorsOrigins, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        var: "ROOKERY_CORS_ORIGINS",
+        reason,
+    };
+    let origins: Vec<&str> = raw
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    match origins.as_slice() {
+        [] => return Ok(CorsOrigins::None),
+        ["*"] => return Ok(CorsOrigins::Any),
+        _ => {}
+    }
+    let mut list = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let origin = origin.trim_end_matches('/');
+        let host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .filter(|rest| !rest.is_empty() && !rest.contains(['/', '?', '#', '*']))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "'{origin}' is not an origin: expected scheme://host[:port], such as \
+                     https://client.example.com, or * alone for any origin"
+                ))
+            })?;
+        // The CORS middleware would refuse to start on an origin it cannot parse.
+        actix_web::http::Uri::try_from(origin)
+            .map_err(|e| invalid(format!("'{origin}' is not a valid origin ({host}): {e}")))?;
+        list.push(origin.to_owned());
+    }
+    Ok(CorsOrigins::List(list))
+}
+
+fn static_dir(raw: Option<PathBuf>) -> Result<Option<PathBuf>, SettingsError> {
+    let Some(dir) = raw.filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| SettingsError::Invalid {
+        var: "ROOKERY_STATIC_DIR",
+        reason,
+    };
+    if !dir.is_dir() {
+        return Err(invalid(format!("{} is not a directory", dir.display())));
+    }
+    if !dir.join("index.html").is_file() {
+        return Err(invalid(format!(
+            "{} has no index.html: point it at the built web client",
+            dir.display()
+        )));
+    }
+    Ok(Some(dir))
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -472,6 +567,14 @@ impl Settings {
                 reason: "must be 1 to 3650 days".into(),
             });
         }
+        if !(1..=MAX_COMPAT_FEED_CAP).contains(&args.compat_feed_cap) {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_COMPAT_FEED_CAP",
+                reason: format!("must be 1 to {MAX_COMPAT_FEED_CAP}"),
+            });
+        }
+        let cors = cors_origins(args.cors_origins.as_deref())?;
+        let static_dir = static_dir(args.static_dir)?;
         tracing_subscriber::EnvFilter::try_new(&args.log_filter).map_err(|e| {
             SettingsError::Invalid {
                 var: "ROOKERY_LOG",
@@ -499,6 +602,9 @@ impl Settings {
             blocked_terms,
             max_links: args.max_links,
             media,
+            static_dir,
+            cors,
+            compat_feed_cap: args.compat_feed_cap,
         })
     }
 
@@ -621,6 +727,56 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().starts_with("ROOKERY_PUBLIC_URL"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_any_or_nothing() {
+        let cors = |value: &str| {
+            parse(&["--database-url", "postgres://x/y", "--cors-origins", value]).map(|s| s.cors)
+        };
+        assert_eq!(cors("").unwrap(), CorsOrigins::None);
+        assert_eq!(cors("*").unwrap(), CorsOrigins::Any);
+        assert_eq!(
+            cors("https://a.example, http://localhost:3000/").unwrap(),
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        for bad in [
+            "a.example",
+            "https://a.example/app",
+            "*, https://a.example",
+            "https://",
+        ] {
+            let err = cors(bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("ROOKERY_CORS_ORIGINS"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_static_dir_needs_an_index_and_the_feed_cap_a_sane_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let with = |args: &[&str]| {
+            let mut all = vec!["--database-url", "postgres://x/y"];
+            all.extend_from_slice(args);
+            parse(&all)
+        };
+        let err = with(&["--static-dir", path]).unwrap_err();
+        assert!(err.to_string().contains("index.html"), "{err}");
+        std::fs::write(dir.path().join("index.html"), "<!doctype html>").unwrap();
+        let s = with(&["--static-dir", path]).unwrap();
+        assert_eq!(s.static_dir.as_deref(), Some(dir.path()));
+        assert_eq!(s.compat_feed_cap, DEFAULT_COMPAT_FEED_CAP);
+        let err = with(&["--compat-feed-cap", "0"]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("ROOKERY_COMPAT_FEED_CAP"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use actix_web_prom::PrometheusMetricsBuilder;
 use secrecy::ExposeSecret as _;
@@ -14,12 +16,13 @@ use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::accounts::{JwtKeys, PasswordHasher};
+use crate::compat;
 use crate::error;
 use crate::events::EventSink;
 use crate::media::{self, MediaService};
 use crate::metrics::PoolCollector;
 use crate::ratelimit::LoginLimiter;
-use crate::settings::Settings;
+use crate::settings::{CorsOrigins, Settings};
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
 use rookery_actors::analyzer::Analyzer;
@@ -175,6 +178,38 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// CORS for a web client served from another origin; off without
+/// `ROOKERY_CORS_ORIGINS`. Requests from other origins are answered without
+/// CORS headers rather than refused, so same-origin pages (which browsers
+/// also send an `Origin` with) keep working and the browser enforces the rest.
+fn cors(origins: &CorsOrigins) -> Condition<Cors> {
+    let base = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static(crate::extract::API_KEY_HEADER),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600)
+        .block_on_origin_mismatch(false);
+    let (enabled, cors) = match origins {
+        CorsOrigins::None => (false, base),
+        CorsOrigins::Any => (true, base.allow_any_origin()),
+        CorsOrigins::List(list) => (
+            true,
+            list.iter()
+                .fold(base, |cors, origin| cors.allowed_origin(origin)),
+        ),
+    };
+    Condition::new(enabled, cors)
+}
+
 fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let registry = prometheus::Registry::new();
     registry
@@ -213,6 +248,7 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
 
     let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
     let json_limit = state.settings.json_limit;
+    let cors_origins = state.settings.cors.clone();
     let state = web::Data::new(state);
     let doc = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -220,6 +256,9 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
             // Innermost first: error responses become problem documents before
             // metrics count them and the request span logs them.
             .wrap(error::problem_middleware())
+            // Outside the problem middleware, so error responses get CORS
+            // headers too (a browser hides an error body without them).
+            .wrap(cors(&cors_origins))
             .wrap(prometheus.clone())
             .wrap(from_fn(telemetry::request_span))
             .app_data(state.clone())
@@ -233,7 +272,10 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
             .configure(routes::configure)
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
-            .default_service(web::to(error::not_found))
+            .configure(compat::client::configure)
+            // The web client's files and single-page routes when
+            // ROOKERY_STATIC_DIR is set; otherwise a 404 problem.
+            .default_service(web::to(compat::client::fallback))
     })
     .listen(listener)
     .map_err(|e| StartupError::Other(e.to_string()))?

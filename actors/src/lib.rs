@@ -58,6 +58,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// Why a client could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("the session registry is overloaded")]
+    Busy(#[from] actix::MailboxError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
 /// Handles to the running supervisors.
 #[derive(Clone)]
 pub struct Engine {
@@ -129,8 +138,15 @@ impl Engine {
         user_id: i64,
         last_event_id: Option<i64>,
         kind: session::ConnKind,
-    ) -> Result<session::Attachment, actix::MailboxError> {
-        session::attach(&self.registry, &self.session, user_id, last_event_id, kind).await
+    ) -> Result<session::Attachment, AttachError> {
+        // "From now" is fixed here, before the client hears back: an event
+        // committed after this point is replayed from the log if it reaches
+        // the session before the client is registered there.
+        let from = match last_event_id {
+            Some(id) => id,
+            None => log::last_id(&self.db, user_id).await?,
+        };
+        Ok(session::attach(&self.registry, &self.session, user_id, Some(from), kind).await?)
     }
 
     /// The id of the newest event in `user_id`'s stream (0 when none).

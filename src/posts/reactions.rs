@@ -2,6 +2,8 @@
 //! change in the same transaction as the rows they count, so they stay exact
 //! under any concurrency: the UPDATE's row lock serialises writers.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -65,12 +67,33 @@ pub async fn react(
 
 /// Idempotent.
 pub async fn unreact(db: &PgPool, user_id: i64, post_id: i64) -> Result<(), DomainError> {
+    remove(db, user_id, post_id, None).await
+}
+
+/// Removes the caller's reaction only if it is of `kind`, so taking back a
+/// like leaves a love alone. Idempotent.
+pub async fn unreact_kind(
+    db: &PgPool,
+    user_id: i64,
+    post_id: i64,
+    kind: ReactionKind,
+) -> Result<(), DomainError> {
+    remove(db, user_id, post_id, Some(kind)).await
+}
+
+async fn remove(
+    db: &PgPool,
+    user_id: i64,
+    post_id: i64,
+    kind: Option<ReactionKind>,
+) -> Result<(), DomainError> {
     visible_author(db, Some(user_id), post_id).await?;
     let mut tx = db.begin().await?;
     let removed = sqlx::query!(
-        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2",
+        "DELETE FROM reactions WHERE post_id = $1 AND user_id = $2 AND ($3::reaction_kind IS NULL OR kind = $3)",
         post_id,
-        user_id
+        user_id,
+        kind as Option<ReactionKind>
     )
     .execute(&mut *tx)
     .await?
@@ -142,6 +165,49 @@ pub async fn list(
         })
         .collect();
     Ok(Page { items, next_cursor })
+}
+
+/// For each of `post_ids`, up to `per_post` users who reacted with `kind`,
+/// newest first, as `viewer` may see them: inactive users and users in a
+/// block relation with the viewer are left out. Posts nobody reacted to are absent.
+pub async fn reactors_by_post(
+    db: &PgPool,
+    viewer: Option<i64>,
+    post_ids: &[i64],
+    kind: ReactionKind,
+    per_post: i64,
+) -> Result<HashMap<i64, Vec<PublicProfile>>, DomainError> {
+    if post_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query!(
+        r#"SELECT p.id AS "post_id!", r.user_id
+           FROM unnest($1::bigint[]) AS p(id)
+           CROSS JOIN LATERAL (SELECT user_id, created_at FROM reactions
+                               WHERE post_id = p.id AND kind = $2
+                               ORDER BY created_at DESC, user_id DESC
+                               LIMIT $3) r
+           ORDER BY p.id, r.created_at DESC, r.user_id DESC"#,
+        post_ids,
+        kind as ReactionKind,
+        per_post
+    )
+    .fetch_all(db)
+    .await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let profiles = social::profiles(db, viewer, &ids).await?;
+    let mut by_post: HashMap<i64, Vec<PublicProfile>> = HashMap::new();
+    for row in rows {
+        if let Some(profile) = profiles.get(&row.user_id) {
+            by_post
+                .entry(row.post_id)
+                .or_default()
+                .push(profile.clone());
+        }
+    }
+    Ok(by_post)
 }
 
 /// Records that `viewer` saw the post; returns the number of distinct viewers.

@@ -64,8 +64,9 @@ pub async fn serve(
 
 /// Reads the one `file` field, refusing more than `limit` bytes: up front
 /// from Content-Length when the client sends it, and while streaming
-/// otherwise, so an oversized body is never buffered whole.
-async fn read_file_field(
+/// otherwise, so an oversized body is never buffered whole. Shared with the
+/// microblog-compatible upload, which must behave the same.
+pub(crate) async fn read_file_field(
     req: &HttpRequest,
     mut payload: Multipart,
     limit: usize,

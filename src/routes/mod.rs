@@ -104,7 +104,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/comments/{id}/replies").route(web::get().to(comments::replies)),
                 ),
-        );
+        )
+        // After `/api/v1`: the microblog-compatible API takes the rest of `/api`.
+        .configure(crate::compat::routes::configure);
 }
 
 /// For JSON fields where absent (leave alone) differs from `null` (clear).

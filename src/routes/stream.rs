@@ -31,8 +31,13 @@ pub struct StreamParams {
     pub last_event_id: Option<i64>,
 }
 
-fn busy(_: actix::MailboxError) -> ApiError {
-    ApiError::Unavailable("the real-time engine is busy; try again shortly".into())
+fn busy(err: rookery_actors::AttachError) -> ApiError {
+    match err {
+        rookery_actors::AttachError::Db(e) => ApiError::from_db(e),
+        rookery_actors::AttachError::Busy(_) => {
+            ApiError::Unavailable("the real-time engine is busy; try again shortly".into())
+        }
+    }
 }
 
 fn bad_position(name: &str) -> ApiError {

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod cluster;
 mod comments;
+mod compat;
 mod errors;
 mod fallback;
 mod feed;
