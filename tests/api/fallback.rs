@@ -116,35 +116,47 @@ async fn the_long_poll_refuses_bad_input_clearly() {
     );
 }
 
-/// Reads server-sent events from a streaming response until `n` events with
-/// data have arrived; returns their `(id, data)`.
-async fn read_sse(res: &mut reqwest::Response, n: usize) -> Vec<(Option<i64>, Value)> {
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    while events.len() < n {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .expect("the stream stays open");
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let mut id = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.parse().unwrap());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str(v).unwrap());
+/// A server-sent-events stream being read; keeps what arrived beyond the
+/// events asked for until the next read.
+struct Sse {
+    res: reqwest::Response,
+    buffer: String,
+}
+
+impl Sse {
+    /// Reads until `n` events with data have arrived; returns their `(id, data)`.
+    async fn read(&mut self, n: usize) -> Vec<(Option<i64>, Value)> {
+        let mut events = Vec::new();
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                if events.len() == n {
+                    return events;
+                }
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(v).unwrap());
+                    }
+                }
+                if let Some(data) = data {
+                    events.push((id, data));
                 }
             }
-            if let Some(data) = data {
-                events.push((id, data));
+            if events.len() == n {
+                return events;
             }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.res.chunk())
+                .await
+                .expect("an event within 30 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
-    events
 }
 
 async fn open_sse(app: &TestApp, token: &str, last_event_id: Option<&str>) -> reqwest::Response {
@@ -165,26 +177,33 @@ async fn server_sent_events_carry_ids_and_resume_from_last_event_id() {
     let bob = app.user("bobby").await;
     follow(&app, &alice.access, bob.id).await;
 
-    let mut res = open_sse(&app, &alice.access, None).await;
+    let res = open_sse(&app, &alice.access, None).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     assert_eq!(res.headers()["cache-control"], "no-cache");
+    let mut sse = Sse {
+        res,
+        buffer: String::new(),
+    };
     let post = app.create_post(&bob.access, "over sse").await;
-    let got = read_sse(&mut res, 1).await;
+    let got = sse.read(1).await;
     let (id, event) = &got[0];
     let id = id.expect("logged events carry an id:");
     assert_eq!(event["id"], id);
     assert_eq!(event["type"], "feed.post");
     assert_eq!(event["data"]["post_id"], post["id"]);
-    drop(res);
+    drop(sse);
 
     // Missed while disconnected, replayed on reconnect with Last-Event-ID.
     let mut missed = Vec::new();
     for text in ["two", "three"] {
         missed.push(app.create_post(&bob.access, text).await["id"].clone());
     }
-    let mut res = open_sse(&app, &alice.access, Some(&id.to_string())).await;
-    let got = read_sse(&mut res, 2).await;
+    let mut sse = Sse {
+        res: open_sse(&app, &alice.access, Some(&id.to_string())).await,
+        buffer: String::new(),
+    };
+    let got = sse.read(2).await;
     let ids: Vec<Option<i64>> = got.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, vec![Some(id + 1), Some(id + 2)]);
     let posts: Vec<Value> = got
@@ -195,7 +214,7 @@ async fn server_sent_events_carry_ids_and_resume_from_last_event_id() {
 
     // Then live on the same stream.
     let live = app.create_post(&bob.access, "live").await;
-    let got = read_sse(&mut res, 1).await;
+    let got = sse.read(1).await;
     assert_eq!(got[0].0, Some(id + 3));
     assert_eq!(got[0].1["data"]["post_id"], live["id"]);
 

@@ -30,12 +30,13 @@ pub async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> 
     ws
 }
 
-/// The next JSON event, skipping control frames; fails after 10 s.
+/// The next JSON event, skipping control frames; fails after 30 s (generous:
+/// a loaded CI machine is slow, and a hang fails all the same).
 pub async fn next_event(ws: &mut Ws) -> Value {
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
-            .expect("an event within 10 s")
+            .expect("an event within 30 s")
             .expect("the stream is open")
             .expect("a valid frame");
         match frame {
