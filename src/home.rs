@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::DomainError;
+use crate::events::{DomainEvent, EventSink};
 use crate::media::MediaService;
 use crate::pagination::{paginate, IdKey, Page, PageParams};
 use crate::posts::{self, PostView};
@@ -110,17 +111,32 @@ pub struct MarkRead {
     pub all: bool,
 }
 
-/// Returns the unread count afterwards.
-pub async fn mark_read(db: &PgPool, user_id: i64, req: &MarkRead) -> Result<i64, DomainError> {
-    match (&req.ids, req.all) {
+/// Returns the unread count afterwards. The user's other connections are
+/// told (`notifications.read`) through the outbox.
+pub async fn mark_read(
+    db: &PgPool,
+    events: &EventSink,
+    user_id: i64,
+    req: &MarkRead,
+) -> Result<i64, DomainError> {
+    let ids = match (&req.ids, req.all) {
         (Some(_), true) | (None, false) => {
             return Err(DomainError::invalid(
                 "ids",
                 "send either {\"ids\": [...]} or {\"all\": true}",
             ));
         }
-        (Some(ids), false) => notifications::mark_read(db, user_id, Some(ids)).await?,
-        (None, true) => notifications::mark_read(db, user_id, None).await?,
+        (Some(ids), false) => Some(ids.clone()),
+        (None, true) => None,
     };
+    let mut tx = db.begin().await?;
+    let changed = notifications::mark_read(&mut tx, user_id, ids.as_deref()).await?;
+    if changed > 0 {
+        events
+            .commit(tx, vec![DomainEvent::NotificationsRead { user_id, ids }])
+            .await?;
+    } else {
+        tx.commit().await?;
+    }
     unread_count(db, user_id).await
 }

@@ -78,6 +78,11 @@ pub enum DomainEvent {
         post_id: i64,
         author_id: i64,
     },
+    /// A user marked notifications read (`ids`, or all when `None`).
+    NotificationsRead {
+        user_id: i64,
+        ids: Option<Vec<i64>>,
+    },
     /// The moderation supervisor hid content, or restored it after an edit.
     ContentModerated {
         subject: Subject,

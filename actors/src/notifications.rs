@@ -227,6 +227,20 @@ impl EventHandler for NotificationHandler {
                 )
                 .await
             }
+            DomainEvent::NotificationsRead { user_id, ref ids } => {
+                // Every other connection of the user clears its badge.
+                let unread = sqlx::query_scalar!(
+                    r#"SELECT count(*) AS "n!" FROM notifications WHERE user_id = $1 AND read_at IS NULL"#,
+                    user_id
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let data =
+                    serde_json::json!({ "ids": ids, "all": ids.is_none(), "unread_count": unread });
+                out.events
+                    .extend(log::append_same(tx, &[user_id], "notifications.read", &data).await?);
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -294,7 +308,11 @@ pub async fn unread_count(db: &PgPool, user_id: i64) -> Result<i64, sqlx::Error>
 }
 
 /// Marks the given notifications (or all) of `user_id` read; returns how many changed.
-pub async fn mark_read(db: &PgPool, user_id: i64, ids: Option<&[i64]>) -> Result<u64, sqlx::Error> {
+pub async fn mark_read(
+    tx: &mut PgConnection,
+    user_id: i64,
+    ids: Option<&[i64]>,
+) -> Result<u64, sqlx::Error> {
     let done = match ids {
         Some(ids) => {
             sqlx::query!(
@@ -302,12 +320,12 @@ pub async fn mark_read(db: &PgPool, user_id: i64, ids: Option<&[i64]>) -> Result
                 user_id,
                 ids
             )
-            .execute(db)
+            .execute(&mut *tx)
             .await?
         }
         None => {
             sqlx::query!("UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL", user_id)
-                .execute(db)
+                .execute(&mut *tx)
                 .await?
         }
     };

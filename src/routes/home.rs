@@ -66,6 +66,6 @@ pub async fn mark_read(
     body: web::Json<MarkRead>,
 ) -> Result<web::Json<UnreadCount>, ApiError> {
     Ok(web::Json(UnreadCount {
-        unread: home::mark_read(&state.db, p.user_id, &body).await?,
+        unread: home::mark_read(&state.db, &state.events, p.user_id, &body).await?,
     }))
 }

@@ -138,6 +138,22 @@ async fn followers_receive_new_posts_and_notifications_on_every_connection() {
     assert_eq!(first["data"]["unread_count"], 1);
     let on_laptop = next_event(&mut laptop).await;
     assert_eq!(on_laptop["id"], first["id"]);
+
+    // Reading them on one device clears the badge on every other.
+    let res = app
+        .post(
+            "/api/v1/notifications/read",
+            Some(&alice.access),
+            &json!({"all": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    for ws in [&mut phone, &mut laptop] {
+        let read = next_of_type(ws, "notifications.read").await;
+        assert_eq!(read["data"]["unread_count"], 0);
+        assert_eq!(read["data"]["all"], true);
+        assert!(read["id"].as_i64().unwrap() > first["id"].as_i64().unwrap());
+    }
 }
 
 #[actix_web::test]
