@@ -146,16 +146,20 @@ impl Bus {
     }
 }
 
+/// Data goes to the registry with `try_send`: its mailbox is bounded, and a
+/// batch dropped because it is full costs latency, not events (sessions fill
+/// the gap from the log on the next event, clients on reconnect).
 fn deliver_locally(
     registry: &Addr<SessionRegistry>,
     events: Vec<UserEvent>,
     activity: Vec<Activity>,
 ) {
-    if !events.is_empty() {
-        registry.do_send(Deliver(events));
+    if !events.is_empty() && registry.try_send(Deliver(events)).is_err() {
+        tracing::warn!("session registry mailbox full; live events dropped, the log keeps them");
     }
     for a in activity {
-        registry.do_send(a);
+        // Activity is ephemeral (counters, comments on screen): losing some under load is fine.
+        let _ = registry.try_send(a);
     }
 }
 
