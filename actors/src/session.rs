@@ -29,13 +29,15 @@ use crate::registry::{Idle, SessionRegistry, SessionStopped, SubscriptionChanged
 
 /// The largest frame a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
-/// A connection is cut (1013) once this many times its send queue is
-/// waiting behind the queue.
+/// Where a replay started, and its events with whether the log holds more
+/// (`None`: the position is older than the log keeps, resync).
+type ReplayPage = (i64, Option<(Vec<UserEvent>, bool)>);
+
+/// A connection is cut (1013) once its overflow holds more than this many
+/// times its send queue's capacity.
 pub const OVERFLOW_FACTOR: usize = 4;
 /// How often overflowed events are moved on while a writer catches up.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
-/// Events replayed per database round trip.
-const REPLAY_PAGE: i64 = 500;
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -86,6 +88,8 @@ struct Connection {
     last_sent: i64,
     /// Events that did not fit in the queue, in order, waiting for room.
     overflow: std::collections::VecDeque<Out>,
+    /// The last replay filled its page: more of the log is owed.
+    more_in_log: bool,
 }
 
 #[derive(Clone)]
@@ -211,6 +215,15 @@ impl SessionActor {
         for id in closed {
             self.cut(id, CloseCode::Away, "closed");
         }
+        let waiting: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.more_in_log && c.overflow.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.continue_replay(ctx, id);
+        }
         if pending {
             self.draining = true;
             ctx.run_later(DRAIN_EVERY, |act, ctx| act.drain(ctx));
@@ -221,24 +234,19 @@ impl SessionActor {
     /// just where the stream stands now) while live events wait in its buffer.
     fn start_replay(&mut self, ctx: &mut Context<Self>, conn_id: u64, after: Option<i64>) {
         let (db, user_id) = (self.db.clone(), self.user_id);
+        // One page at a time, a send queue's worth: a client far behind is
+        // fed as fast as it reads, never all at once (see `drain`).
+        let page = i64::try_from(self.config.send_queue.max(1)).unwrap_or(256);
         let fetch = async move {
             let current = log::last_id(&db, user_id).await?;
             let Some(after) = after else {
-                return Ok((current, Some(Vec::new())));
+                return Ok((current, Some((Vec::new(), false))));
             };
-            let mut all = Vec::new();
-            let mut cursor = after;
-            loop {
-                match log::replay(&db, user_id, cursor, REPLAY_PAGE).await? {
-                    Replay::Resync => return Ok((current, None)),
-                    Replay::Events(page) => {
-                        let done = i64::try_from(page.len()).unwrap_or(0) < REPLAY_PAGE;
-                        cursor = page.last().and_then(|e| e.id).unwrap_or(cursor);
-                        all.extend(page);
-                        if done {
-                            return Ok::<_, sqlx::Error>((after, Some(all)));
-                        }
-                    }
+            match log::replay(&db, user_id, after, page).await? {
+                Replay::Resync => Ok((current, None)),
+                Replay::Events(events) => {
+                    let more = i64::try_from(events.len()).unwrap_or(0) >= page;
+                    Ok::<_, sqlx::Error>((after, Some((events, more))))
                 }
             }
         };
@@ -253,7 +261,7 @@ impl SessionActor {
         &mut self,
         ctx: &mut Context<Self>,
         conn_id: u64,
-        result: Result<(i64, Option<Vec<UserEvent>>), sqlx::Error>,
+        result: Result<ReplayPage, sqlx::Error>,
     ) {
         let Some(conn) = self.connections.get_mut(&conn_id) else {
             return;
@@ -265,8 +273,9 @@ impl SessionActor {
         let first_buffered = buffered.iter().filter_map(|e| e.id).min();
         let start_at = |position: i64| first_buffered.map_or(position, |f| position.min(f - 1));
         match result {
-            Ok((start, Some(events))) => {
+            Ok((start, Some((events, more)))) => {
                 conn.last_sent = start_at(start);
+                conn.more_in_log = more;
                 for e in &events {
                     // The log is the truth: its events are consecutive, so never wait for a gap here.
                     if let (Some(conn), Some(id)) = (self.connections.get_mut(&conn_id), e.id) {
@@ -296,6 +305,27 @@ impl SessionActor {
         }
         for e in &buffered {
             self.send_to(ctx, conn_id, e);
+        }
+        self.continue_replay(ctx, conn_id);
+    }
+
+    /// Fetches the next page of a long replay once the connection has room
+    /// for it (its overflow is empty); until then `drain` calls back here.
+    fn continue_replay(&mut self, ctx: &mut Context<Self>, conn_id: u64) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else {
+            return;
+        };
+        if !conn.more_in_log || conn.replaying.is_some() {
+            return;
+        }
+        if conn.overflow.is_empty() {
+            conn.more_in_log = false;
+            conn.replaying = Some(Vec::new());
+            let after = conn.last_sent;
+            self.start_replay(ctx, conn_id, Some(after));
+        } else if !self.draining {
+            self.draining = true;
+            ctx.run_later(DRAIN_EVERY, |act, ctx| act.drain(ctx));
         }
     }
 
@@ -402,6 +432,7 @@ impl Handler<AddConnection> for SessionActor {
                 replaying: Some(Vec::new()),
                 last_sent: 0,
                 overflow: std::collections::VecDeque::new(),
+                more_in_log: false,
             },
         );
         self.start_replay(ctx, msg.conn_id, msg.last_event_id);

@@ -347,3 +347,37 @@ async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving
         .unwrap_or_default()
         .contains("last_event_id"));
 }
+
+#[actix_web::test]
+async fn a_long_replay_is_paged_and_never_cuts_a_reading_client() {
+    // Far more missed events than the send queue and its overflow hold.
+    let app = spawn_app_with(|s| s.ws_send_queue = 4).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    follow(&app, &alice.access, bob.id).await;
+    const MISSED: i64 = 60;
+    for i in 0..MISSED {
+        app.create_post(&bob.access, &format!("missed {i}")).await;
+    }
+    for _ in 0..400 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
+            .bind(alice.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if n == MISSED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut ws = connect(&app, &alice.access, Some(0)).await;
+    for expected in 1..=MISSED {
+        let event = next_of_type(&mut ws, "feed.post").await;
+        assert_eq!(event["id"].as_i64().unwrap(), expected);
+    }
+    // And live after it, on the same connection.
+    let live = app.create_post(&bob.access, "live").await;
+    let event = next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(event["id"].as_i64().unwrap(), MISSED + 1);
+    assert_eq!(event["data"]["post_id"], live["id"]);
+}
