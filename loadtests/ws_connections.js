@@ -7,7 +7,7 @@
 // the connections open).
 //
 //   CONNS=10000 PER_VU=100 HOLD=60 k6 run ws_connections.js
-import { WebSocket } from 'k6/websockets';
+import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
 import { Counter, Trend } from 'k6/metrics';
 import exec from 'k6/execution';

@@ -12,7 +12,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import { sleep } from 'k6';
-import { WebSocket } from 'k6/websockets';
+import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
 import { Counter, Trend } from 'k6/metrics';
 import exec from 'k6/execution';
