@@ -1,6 +1,7 @@
 //! Rookery: a real-time social-media backend. See ARCHITECTURE.md for the map.
 
 pub mod accounts;
+pub mod bench;
 pub mod comments;
 pub mod compat;
 pub mod db;

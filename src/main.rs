@@ -10,7 +10,7 @@ use rookery::events::EventSink;
 use rookery::media::MediaService;
 use rookery::settings::{Cli, Command, Settings, UserCommand};
 use rookery::startup::Application;
-use rookery::{db, telemetry};
+use rookery::{bench, db, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -72,6 +72,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                  never seed demo data on a production database.",
                 demo::USERS.join(" or ")
             );
+            Ok(())
+        }
+        Command::SeedBench(args) => {
+            migrate(&settings).await?;
+            let pool = db::pool(&settings)?;
+            let hasher = PasswordHasher::new(1)?;
+            let options = bench::BenchOptions {
+                users: args.users,
+                posts: args.posts,
+                follows_per_user: args.follows_per_user,
+                celebrity_followers: args.celebrity_followers,
+                timeline_depth: args.timeline_depth,
+                password: args.password,
+                fanout_limit: settings.fanout_limit,
+                seed: args.seed,
+                keys_file: args.keys_file,
+            };
+            for line in bench::seed(&pool, &hasher, &options).await? {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::User(UserCommand::Create {

@@ -61,6 +61,41 @@ pub enum Command {
     /// Create demo users `test` and `test1` with the API keys `test` and
     /// `test1`, follows and posts with images (idempotent). Never in production.
     SeedDemo,
+    /// Load a large data set for the load tests in `loadtests/` with COPY:
+    /// users sharing one password, an API key each, follows, celebrities with
+    /// an exact follower count, posts and timelines. Refuses a database that
+    /// already has users. Never in production.
+    SeedBench(SeedBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedBenchArgs {
+    /// Ordinary users (`bench_00000`, ...).
+    #[arg(long, default_value_t = 11_000)]
+    pub users: usize,
+    /// Posts in all, the celebrities' included.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub posts: usize,
+    /// Random followees of each ordinary user.
+    #[arg(long, default_value_t = 20)]
+    pub follows_per_user: usize,
+    /// One celebrity per value, followed by exactly that many users
+    /// (comma-separated). Over FANOUT_LIMIT, a celebrity is merged on read.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub celebrity_followers: Vec<usize>,
+    /// The newest posts of each followed author put into a timeline (the
+    /// server backfills 100 on a new follow).
+    #[arg(long, default_value_t = 100)]
+    pub timeline_depth: usize,
+    /// The password every bench user shares.
+    #[arg(long, default_value = "bench-password")]
+    pub password: String,
+    /// Seed of the generator of the graph and the posts.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to write the users' ids, usernames and API keys (JSON) for k6.
+    #[arg(long, default_value = "loadtests/bench-users.json")]
+    pub keys_file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod auth;
+mod bench;
 mod cli;
 mod cluster;
 mod comments;
