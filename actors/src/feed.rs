@@ -315,28 +315,52 @@ pub async fn page(
         FeedOrder::Latest => {
             sqlx::query_as!(
                 FeedRow,
-                "WITH candidates AS (
-                     SELECT t.post_id AS id FROM timelines t
-                     JOIN follows f ON f.follower_id = t.user_id AND f.followee_id = t.author_id
-                     WHERE t.user_id = $1 AND ($2::bigint IS NULL OR t.post_id < $2)
-                     UNION
-                     SELECT p.id FROM posts p WHERE p.author_id = $1 AND p.deleted_at IS NULL AND ($2::bigint IS NULL OR p.id < $2)
-                     UNION
-                     SELECT p.id FROM follows f
+                // Each branch applies every rule and stops at the page size,
+                // walking its index newest first, so a page reads about
+                // `limit` rows per branch however long the timeline is. (A
+                // block removes follows both ways, so the follow joins also
+                // keep blocked authors out; the check is repeated to be sure.)
+                r#"WITH timeline AS (
+                     SELECT p.id, p.reactions_count, p.created_at
+                     -- Fenced (OFFSET 0), so the plan walks the timeline's
+                     -- primary key newest first and stops at the page size,
+                     -- rather than joining all of it and sorting.
+                     FROM (SELECT post_id, author_id FROM timelines
+                           WHERE user_id = $1 AND ($2::bigint IS NULL OR post_id < $2)
+                           ORDER BY post_id DESC OFFSET 0) t
+                     JOIN posts p ON p.id = t.post_id
+                     JOIN users u ON u.id = p.author_id AND u.status = 'active'
+                     WHERE EXISTS (SELECT 1 FROM follows f
+                                   WHERE f.follower_id = $1 AND f.followee_id = t.author_id)
+                       AND p.deleted_at IS NULL AND p.hidden_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM blocks b
+                                       WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
+                                          OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
+                     ORDER BY t.post_id DESC LIMIT $3
+                 ), own AS (
+                     SELECT p.id, p.reactions_count, p.created_at FROM posts p
+                     JOIN users u ON u.id = p.author_id AND u.status = 'active'
+                     WHERE p.author_id = $1 AND p.deleted_at IS NULL AND ($2::bigint IS NULL OR p.id < $2)
+                     ORDER BY p.id DESC LIMIT $3
+                 ), pulled AS (
+                     SELECT p.id, p.reactions_count, p.created_at FROM follows f
                      JOIN feed_pull_authors pa ON pa.user_id = f.followee_id
-                     JOIN posts p ON p.author_id = f.followee_id
-                     WHERE f.follower_id = $1 AND p.deleted_at IS NULL AND ($2::bigint IS NULL OR p.id < $2)
+                     JOIN users u ON u.id = f.followee_id AND u.status = 'active'
+                     JOIN LATERAL (
+                         SELECT p.id, p.reactions_count, p.created_at FROM posts p
+                         WHERE p.author_id = f.followee_id AND p.deleted_at IS NULL AND p.hidden_at IS NULL
+                           AND ($2::bigint IS NULL OR p.id < $2)
+                         ORDER BY p.id DESC LIMIT $3
+                     ) p ON true
+                     WHERE f.follower_id = $1
+                       AND NOT EXISTS (SELECT 1 FROM blocks b
+                                       WHERE (b.blocker_id = $1 AND b.blocked_id = f.followee_id)
+                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = $1))
                  )
-                 SELECT p.id, p.reactions_count, p.created_at
-                 FROM candidates c
-                 JOIN posts p ON p.id = c.id
-                 JOIN users u ON u.id = p.author_id AND u.status = 'active'
-                 WHERE p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $1)
-                   AND NOT EXISTS (SELECT 1 FROM blocks b
-                                   WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
-                                      OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
-                 ORDER BY p.id DESC
-                 LIMIT $3",
+                 SELECT c.id AS "id!", c.reactions_count AS "reactions_count!", c.created_at AS "created_at!"
+                 FROM (SELECT * FROM timeline UNION SELECT * FROM own UNION SELECT * FROM pulled) c
+                 ORDER BY c.id DESC
+                 LIMIT $3"#,
                 user_id,
                 after.map(|k| k.id),
                 limit
