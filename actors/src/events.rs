@@ -78,6 +78,12 @@ pub enum DomainEvent {
         post_id: i64,
         author_id: i64,
     },
+    /// The feed supervisor's own follow-up to `PostCreated`: write the post
+    /// into the followers' timelines (after their live events went out).
+    TimelineWrite {
+        post_id: i64,
+        author_id: i64,
+    },
     /// A user marked notifications read (`ids`, or all when `None`).
     NotificationsRead {
         user_id: i64,

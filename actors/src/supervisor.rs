@@ -33,6 +33,8 @@ pub trait EventHandler: Clone + Unpin + 'static {
 pub struct Outbound {
     pub events: Vec<UserEvent>,
     pub activity: Vec<Activity>,
+    /// The handler recorded follow-up events: run another batch at once.
+    pub more: bool,
 }
 
 /// "New events are committed."
@@ -165,6 +167,7 @@ async fn run_batch<H: EventHandler>(
                 savepoint.commit().await?;
                 out.events.extend(pending.events);
                 out.activity.extend(pending.activity);
+                out.more |= pending.more;
             }
             Err(e) if is_transient(&e) => return Err(e),
             Err(e) => {
@@ -179,5 +182,7 @@ async fn run_batch<H: EventHandler>(
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
     bus.deliver(out.events, out.activity);
-    Ok(i64::try_from(claimed.len()).unwrap_or(i64::MAX))
+    let handled = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+    // Follow-up work counts as a full batch: the consumer goes again at once.
+    Ok(if out.more { i64::MAX } else { handled })
 }
