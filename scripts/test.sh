@@ -35,7 +35,9 @@ trap cleanup EXIT INT TERM
 free_port() {
   local port
   for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768+), where outgoing connections,
+    # even closed ones in TIME_WAIT, can make a free-looking port unbindable.
+    port=$((10000 + RANDOM % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
