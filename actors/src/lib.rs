@@ -146,7 +146,7 @@ impl Engine {
             Some(id) => id,
             None => log::last_id(&self.db, user_id).await?,
         };
-        Ok(session::attach(&self.registry, &self.session, user_id, Some(from), kind).await?)
+        Ok(session::attach(&self.registry, &self.session, user_id, from, kind).await?)
     }
 
     /// The id of the newest event in `user_id`'s stream (0 when none).

@@ -82,8 +82,9 @@ pub async fn append_same(
 pub enum Replay {
     /// Every event after the given id, in order.
     Events(Vec<UserEvent>),
-    /// The id is older than what is kept (or unknown): refetch over REST.
-    Resync,
+    /// The id is older than what is kept (or unknown): refetch over REST,
+    /// then continue from `last_id`, where the stream stands now.
+    Resync { last_id: i64 },
 }
 
 /// Events of `user_id` after `after`, at most `limit`.
@@ -101,7 +102,7 @@ pub async fn replay(
     .await?;
     let (last_id, pruned_through) = seq.map_or((0, 0), |s| (s.last_id, s.pruned_through));
     if after < pruned_through || after > last_id || after < 0 {
-        return Ok(Replay::Resync);
+        return Ok(Replay::Resync { last_id });
     }
     let rows = sqlx::query!(
         "SELECT id, kind, data, created_at FROM user_events WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",

@@ -74,7 +74,8 @@ impl Actor for SessionRegistry {
 pub struct Connect {
     pub user_id: i64,
     pub handle: ConnHandle,
-    pub last_event_id: Option<i64>,
+    /// Deliver every event after this id.
+    pub after: i64,
 }
 
 impl Handler<Connect> for SessionRegistry {
@@ -98,7 +99,7 @@ impl Handler<Connect> for SessionRegistry {
         session.do_send(AddConnection {
             conn_id,
             handle: msg.handle,
-            last_event_id: msg.last_event_id,
+            after: msg.after,
         });
         MessageResult((session, conn_id))
     }

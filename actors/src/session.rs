@@ -29,9 +29,17 @@ use crate::registry::{Idle, SessionRegistry, SessionStopped, SubscriptionChanged
 
 /// The largest frame a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
-/// Where a replay started, and its events with whether the log holds more
-/// (`None`: the position is older than the log keeps, resync).
-type ReplayPage = (i64, Option<(Vec<UserEvent>, bool)>);
+/// One replay's answer from the log.
+enum Fetched {
+    /// Events after `after`; `more` when the page was full.
+    Page {
+        after: i64,
+        events: Vec<UserEvent>,
+        more: bool,
+    },
+    /// The position is older than the log keeps.
+    Resync { last_id: i64 },
+}
 
 /// A connection is cut (1013) once its overflow holds more than this many
 /// times its send queue's capacity.
@@ -158,7 +166,7 @@ impl SessionActor {
             if id > conn.last_sent + 1 {
                 conn.replaying = Some(vec![event.clone()]);
                 let after = conn.last_sent;
-                self.start_replay(ctx, conn_id, Some(after));
+                self.start_replay(ctx, conn_id, after);
                 return;
             }
             conn.last_sent = id;
@@ -230,25 +238,25 @@ impl SessionActor {
         }
     }
 
-    /// Fetches what the connection missed after `after` (or, with `None`,
-    /// just where the stream stands now) while live events wait in its buffer.
-    fn start_replay(&mut self, ctx: &mut Context<Self>, conn_id: u64, after: Option<i64>) {
+    /// Fetches what the connection missed after `after` while live events
+    /// wait in its buffer.
+    fn start_replay(&mut self, ctx: &mut Context<Self>, conn_id: u64, after: i64) {
         let (db, user_id) = (self.db.clone(), self.user_id);
         // One page at a time, a send queue's worth: a client far behind is
         // fed as fast as it reads, never all at once (see `drain`).
         let page = i64::try_from(self.config.send_queue.max(1)).unwrap_or(256);
         let fetch = async move {
-            let current = log::last_id(&db, user_id).await?;
-            let Some(after) = after else {
-                return Ok((current, Some((Vec::new(), false))));
-            };
-            match log::replay(&db, user_id, after, page).await? {
-                Replay::Resync => Ok((current, None)),
+            Ok::<_, sqlx::Error>(match log::replay(&db, user_id, after, page).await? {
+                Replay::Resync { last_id } => Fetched::Resync { last_id },
                 Replay::Events(events) => {
                     let more = i64::try_from(events.len()).unwrap_or(0) >= page;
-                    Ok::<_, sqlx::Error>((after, Some((events, more))))
+                    Fetched::Page {
+                        after,
+                        events,
+                        more,
+                    }
                 }
-            }
+            })
         };
         ctx.spawn(
             fetch
@@ -261,7 +269,7 @@ impl SessionActor {
         &mut self,
         ctx: &mut Context<Self>,
         conn_id: u64,
-        result: Result<ReplayPage, sqlx::Error>,
+        result: Result<Fetched, sqlx::Error>,
     ) {
         let Some(conn) = self.connections.get_mut(&conn_id) else {
             return;
@@ -273,8 +281,12 @@ impl SessionActor {
         let first_buffered = buffered.iter().filter_map(|e| e.id).min();
         let start_at = |position: i64| first_buffered.map_or(position, |f| position.min(f - 1));
         match result {
-            Ok((start, Some((events, more)))) => {
-                conn.last_sent = start_at(start);
+            Ok(Fetched::Page {
+                after,
+                events,
+                more,
+            }) => {
+                conn.last_sent = start_at(after);
                 conn.more_in_log = more;
                 for e in &events {
                     // The log is the truth: its events are consecutive, so never wait for a gap here.
@@ -284,13 +296,13 @@ impl SessionActor {
                     self.send_to(ctx, conn_id, &ByteStringEvent::from(e));
                 }
             }
-            Ok((current, None)) => {
-                conn.last_sent = start_at(current);
+            Ok(Fetched::Resync { last_id }) => {
+                conn.last_sent = start_at(last_id);
                 self.ephemeral(
                     ctx,
                     conn_id,
                     "resync_required",
-                    serde_json::json!({ "last_event_id": current }),
+                    serde_json::json!({ "last_event_id": last_id }),
                 );
             }
             Err(e) => {
@@ -322,7 +334,7 @@ impl SessionActor {
             conn.more_in_log = false;
             conn.replaying = Some(Vec::new());
             let after = conn.last_sent;
-            self.start_replay(ctx, conn_id, Some(after));
+            self.start_replay(ctx, conn_id, after);
         } else if !self.draining {
             self.draining = true;
             ctx.run_later(DRAIN_EVERY, |act, ctx| act.drain(ctx));
@@ -412,7 +424,8 @@ pub struct ConnHandle {
 pub struct AddConnection {
     pub conn_id: u64,
     pub handle: ConnHandle,
-    pub last_event_id: Option<i64>,
+    /// Deliver every event after this id.
+    pub after: i64,
 }
 
 impl Handler<AddConnection> for SessionActor {
@@ -435,7 +448,7 @@ impl Handler<AddConnection> for SessionActor {
                 more_in_log: false,
             },
         );
-        self.start_replay(ctx, msg.conn_id, msg.last_event_id);
+        self.start_replay(ctx, msg.conn_id, msg.after);
     }
 }
 
@@ -470,13 +483,12 @@ impl Drop for Detach {
 }
 
 /// Registers a client with its user's session actor. When this returns, every
-/// event after `last_event_id` (or, without it, every event from now on)
-/// will reach the attachment, in order.
+/// event after `after` will reach the attachment, in order.
 pub async fn attach(
     registry: &Addr<SessionRegistry>,
     config: &SessionConfig,
     user_id: i64,
-    last_event_id: Option<i64>,
+    after: i64,
     kind: ConnKind,
 ) -> Result<Attachment, MailboxError> {
     let (queue, rx) = mpsc::channel(config.send_queue.max(1));
@@ -485,7 +497,7 @@ pub async fn attach(
         .send(Connect {
             user_id,
             handle: ConnHandle { kind, queue, cut },
-            last_event_id,
+            after,
         })
         .await?;
     Ok(Attachment {

@@ -37,6 +37,12 @@ pub struct Outbound {
     pub more: bool,
 }
 
+/// What a batch did: how many events it handled, and whether to go again at once.
+struct Done {
+    handled: usize,
+    more: bool,
+}
+
 /// "New events are committed."
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -89,15 +95,13 @@ impl<H: EventHandler> Consumer<H> {
         ctx.spawn(batch.into_actor(self).map(|result, act, ctx| {
             act.busy = false;
             let again = std::mem::take(&mut act.poked_while_busy);
-            if matches!(result, Ok(n) if n > 0) {
+            if matches!(result, Ok(Done { handled, .. }) if handled > 0) {
                 for next in &act.downstream {
                     let _ = next.try_send(Poke);
                 }
             }
             match result {
-                // A full batch means there is probably more waiting.
-                Ok(n) if n >= act.batch_size => act.kick(ctx),
-                Ok(_) if again => act.kick(ctx),
+                Ok(done) if done.more || again => act.kick(ctx),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(supervisor = H::NAME, error = %e, "batch failed; will retry")
@@ -150,11 +154,14 @@ async fn run_batch<H: EventHandler>(
     bus: Bus,
     handler: H,
     limit: i64,
-) -> Result<i64, sqlx::Error> {
+) -> Result<Done, sqlx::Error> {
     let mut tx = db.begin().await?;
     let claimed = outbox::claim(&mut tx, H::KIND, limit).await?;
     if claimed.is_empty() {
-        return Ok(0);
+        return Ok(Done {
+            handled: 0,
+            more: false,
+        });
     }
     let mut out = Outbound::default();
     for item in &claimed {
@@ -182,7 +189,11 @@ async fn run_batch<H: EventHandler>(
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
     bus.deliver(out.events, out.activity);
-    let handled = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
-    // Follow-up work counts as a full batch: the consumer goes again at once.
-    Ok(if out.more { i64::MAX } else { handled })
+    let handled = claimed.len();
+    Ok(Done {
+        handled,
+        // A full batch means there is probably more waiting; follow-up
+        // events recorded by the handler are waiting for certain.
+        more: out.more || i64::try_from(handled).unwrap_or(i64::MAX) >= limit,
+    })
 }

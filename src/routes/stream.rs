@@ -158,21 +158,16 @@ pub async fn poll(
         .await
         .map_err(ApiError::from_db)?
     {
-        Replay::Resync => {
-            let current = state
-                .engine
-                .last_event_id(user_id)
-                .await
-                .map_err(ApiError::from_db)?;
+        Replay::Resync { last_id } => {
             let event = UserEvent::ephemeral(
                 user_id,
                 "resync_required",
-                serde_json::json!({ "last_event_id": current }),
+                serde_json::json!({ "last_event_id": last_id }),
             )
             .to_json();
             return Ok(events_page(
                 std::iter::once((None, event.as_str())),
-                current,
+                last_id,
             ));
         }
         Replay::Events(events) if !events.is_empty() => {
