@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::{base_database_url, fresh_database, JWT_SECRET, PASSWORD};
-use crate::stream::{close_code, next_of_type, Ws};
+use crate::stream::{close_code, connect_to, next_of_type};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rookery");
 
@@ -132,18 +131,6 @@ async fn register(client: &reqwest::Client, base: &str, username: &str) -> (i64,
     (id, token)
 }
 
-async fn connect(base: &str, token: &str, last_event_id: Option<i64>) -> Ws {
-    let mut url = format!("{}/api/v1/stream", base.replace("http://", "ws://"));
-    if let Some(id) = last_event_id {
-        url.push_str(&format!("?last_event_id={id}"));
-    }
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
 async fn post(client: &reqwest::Client, base: &str, token: &str, text: &str) -> i64 {
     let res = client
         .post(format!("{base}/api/v1/posts"))
@@ -177,7 +164,7 @@ async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
     assert_eq!(res.status(), 200);
 
     // Alice is on node B; bob posts on node A.
-    let mut ws = connect(&b.base, &alice, None).await;
+    let mut ws = connect_to(&b.base, &alice, None).await;
     let first = post(&client, &a.base, &bob, "hello from node A").await;
     let posted = Instant::now();
     let event = tokio::time::timeout(Duration::from_secs(1), next_of_type(&mut ws, "feed.post"))
@@ -199,7 +186,7 @@ async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
 
     // ...misses a post meanwhile, reconnects to node A and replays it.
     let missed = post(&client, &a.base, &bob, "while you were away").await;
-    let mut ws = connect(&a.base, &alice, Some(seen)).await;
+    let mut ws = connect_to(&a.base, &alice, Some(seen)).await;
     let event = next_of_type(&mut ws, "feed.post").await;
     assert_eq!(event["id"].as_i64().unwrap(), seen + 1);
     assert_eq!(event["data"]["post_id"], missed);

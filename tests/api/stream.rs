@@ -13,8 +13,28 @@ use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Waits (up to 10 s) until `user_id`'s event log holds `n` events.
+async fn wait_for_log(app: &TestApp, user_id: i64, n: i64) {
+    for _ in 0..400 {
+        let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        if logged == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 pub async fn connect(app: &TestApp, token: &str, last_event_id: Option<i64>) -> Ws {
-    let base = app.address.replace("http://", "ws://");
+    connect_to(&app.address, token, last_event_id).await
+}
+
+/// Opens the stream of the server at `address` (`http://host:port`).
+pub async fn connect_to(address: &str, token: &str, last_event_id: Option<i64>) -> Ws {
+    let base = address.replace("http://", "ws://");
     let url = match last_event_id {
         Some(id) => format!("{base}/api/v1/stream?last_event_id={id}"),
         None => format!("{base}/api/v1/stream"),
@@ -177,17 +197,7 @@ async fn reconnecting_with_last_event_id_replays_exactly_what_was_missed() {
         );
     }
     // Wait until the three are in the log.
-    for _ in 0..200 {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
-            .bind(alice.id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        if n == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for_log(&app, alice.id, 4).await;
 
     let mut ws = connect(&app, &alice.access, Some(last)).await;
     let mut ids = Vec::new();
@@ -359,17 +369,7 @@ async fn a_long_replay_is_paged_and_never_cuts_a_reading_client() {
     for i in 0..MISSED {
         app.create_post(&bob.access, &format!("missed {i}")).await;
     }
-    for _ in 0..400 {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
-            .bind(alice.id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        if n == MISSED {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for_log(&app, alice.id, MISSED).await;
     let mut ws = connect(&app, &alice.access, Some(0)).await;
     for expected in 1..=MISSED {
         let event = next_of_type(&mut ws, "feed.post").await;
