@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::log::UserEvent;
+use crate::log::{Payload, UserEvent};
 use crate::registry::{Activity, Deliver, SessionRegistry};
 
 /// Batches waiting to be published; beyond this a Redis that cannot keep up
@@ -23,22 +23,29 @@ use crate::registry::{Activity, Deliver, SessionRegistry};
 const PUBLISH_QUEUE: usize = 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// One committed batch as it crosses nodes.
+/// One committed batch as it crosses nodes. The publishing node, which has
+/// delivered the batch itself already, prefixes the message with its name and
+/// a newline, so it can skip its own messages without decoding them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Batch {
-    /// The publishing node, which has delivered the batch itself already.
-    pub node: String,
-    pub events: Vec<WireEvent>,
+    pub events: Vec<WireGroup>,
     pub activity: Vec<WireActivity>,
 }
 
+/// Events that share one payload (a post fanned out to its followers): the
+/// payload crosses once, with the users it goes to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireEvent {
+pub struct WireGroup {
+    pub kind: String,
+    pub data: Payload,
+    pub to: Vec<WireTarget>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireTarget {
     pub user_id: i64,
     pub id: Option<i64>,
-    pub kind: String,
     pub ts: DateTime<Utc>,
-    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,27 +55,81 @@ pub struct WireActivity {
     pub data: serde_json::Value,
 }
 
-impl From<&UserEvent> for WireEvent {
-    fn from(e: &UserEvent) -> Self {
+impl Batch {
+    pub fn new(events: &[UserEvent], activity: &[Activity]) -> Self {
+        let mut groups: Vec<WireGroup> = Vec::new();
+        for e in events {
+            let target = WireTarget {
+                user_id: e.user_id,
+                id: e.id,
+                ts: e.ts,
+            };
+            match groups.last_mut() {
+                Some(g) if g.data.same(&e.data) && g.kind == e.kind => g.to.push(target),
+                _ => groups.push(WireGroup {
+                    kind: e.kind.clone(),
+                    data: e.data.clone(),
+                    to: vec![target],
+                }),
+            }
+        }
         Self {
-            user_id: e.user_id,
-            id: e.id,
-            kind: e.kind.clone(),
-            ts: e.ts,
-            data: e.data.clone(),
+            events: groups,
+            activity: activity
+                .iter()
+                .map(|a| WireActivity {
+                    post_id: a.post_id,
+                    kind: a.kind.clone(),
+                    data: a.data.clone(),
+                })
+                .collect(),
         }
     }
-}
 
-impl From<WireEvent> for UserEvent {
-    fn from(e: WireEvent) -> Self {
-        Self {
-            user_id: e.user_id,
-            id: e.id,
-            kind: e.kind,
-            ts: e.ts,
-            data: e.data,
+    pub fn into_parts(self) -> (Vec<UserEvent>, Vec<Activity>) {
+        let events = self
+            .events
+            .into_iter()
+            .flat_map(|g| {
+                let WireGroup { kind, data, to } = g;
+                to.into_iter().map(move |t| UserEvent {
+                    user_id: t.user_id,
+                    id: t.id,
+                    kind: kind.clone(),
+                    ts: t.ts,
+                    data: data.clone(),
+                })
+            })
+            .collect();
+        let activity = self
+            .activity
+            .into_iter()
+            .map(|a| Activity {
+                post_id: a.post_id,
+                kind: a.kind,
+                data: a.data,
+            })
+            .collect();
+        (events, activity)
+    }
+
+    /// The message as published by `node`.
+    pub fn encode(&self, node: &str) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Vec::with_capacity(node.len() + 1 + 256);
+        out.extend_from_slice(node.as_bytes());
+        out.push(b'\n');
+        serde_json::to_writer(&mut out, self)?;
+        Ok(out)
+    }
+
+    /// The publisher's name and the batch; `Ok(None)` for `own`'s messages.
+    pub fn decode(message: &[u8], own: &str) -> Result<Option<Self>, serde_json::Error> {
+        let split = message.iter().position(|b| *b == b'\n').unwrap_or(0);
+        let (node, rest) = message.split_at(split);
+        if node == own.as_bytes() {
+            return Ok(None);
         }
+        serde_json::from_slice(rest.get(1..).unwrap_or_default()).map(Some)
     }
 }
 
@@ -77,7 +138,7 @@ impl From<WireEvent> for UserEvent {
 pub struct Bus {
     registry: Addr<SessionRegistry>,
     node: String,
-    publish: Option<mpsc::Sender<Batch>>,
+    publish: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// The Redis channel the nodes of one deployment share: named after its
@@ -121,28 +182,26 @@ impl Bus {
 
     /// Delivers a committed batch here and announces it to the other nodes.
     pub fn deliver(&self, events: Vec<UserEvent>, activity: Vec<Activity>) {
-        if let Some(publish) = &self.publish {
-            if !events.is_empty() || !activity.is_empty() {
-                let batch = Batch {
-                    node: self.node.clone(),
-                    events: events.iter().map(WireEvent::from).collect(),
-                    activity: activity
-                        .iter()
-                        .map(|a| WireActivity {
-                            post_id: a.post_id,
-                            kind: a.kind.clone(),
-                            data: a.data.clone(),
-                        })
-                        .collect(),
-                };
-                if publish.try_send(batch).is_err() {
-                    tracing::warn!(
-                        "redis publish queue full; other nodes will catch up from the log"
-                    );
+        // Local sessions first: encoding a large batch would only delay them.
+        let published = match &self.publish {
+            Some(_) if !events.is_empty() || !activity.is_empty() => {
+                Some(Batch::new(&events, &activity))
+            }
+            _ => None,
+        };
+        deliver_locally(&self.registry, events, activity);
+        if let (Some(publish), Some(batch)) = (&self.publish, published) {
+            match batch.encode(&self.node) {
+                Ok(message) => {
+                    if publish.try_send(message).is_err() {
+                        tracing::warn!(
+                            "redis publish queue full; other nodes will catch up from the log"
+                        );
+                    }
                 }
+                Err(e) => tracing::error!(error = %e, "unencodable batch dropped"),
             }
         }
-        deliver_locally(&self.registry, events, activity);
     }
 }
 
@@ -165,16 +224,13 @@ fn deliver_locally(
 
 /// Publishes batches in order; reconnects (through the connection manager)
 /// when Redis comes back.
-async fn publish_loop(client: redis::Client, channel: String, mut batches: mpsc::Receiver<Batch>) {
+async fn publish_loop(
+    client: redis::Client,
+    channel: String,
+    mut batches: mpsc::Receiver<Vec<u8>>,
+) {
     let mut conn: Option<redis::aio::ConnectionManager> = None;
-    while let Some(batch) = batches.recv().await {
-        let payload = match serde_json::to_vec(&batch) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "unencodable batch dropped");
-                continue;
-            }
-        };
+    while let Some(payload) = batches.recv().await {
         if conn.is_none() {
             match client.get_connection_manager().await {
                 Ok(c) => conn = Some(c),
@@ -214,22 +270,12 @@ async fn subscribe_loop(
                     backoff = Duration::from_millis(100);
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
-                        match serde_json::from_slice::<Batch>(msg.get_payload_bytes()) {
-                            Ok(batch) if batch.node != node => {
-                                let events =
-                                    batch.events.into_iter().map(UserEvent::from).collect();
-                                let activity = batch
-                                    .activity
-                                    .into_iter()
-                                    .map(|a| Activity {
-                                        post_id: a.post_id,
-                                        kind: a.kind,
-                                        data: a.data,
-                                    })
-                                    .collect();
+                        match Batch::decode(msg.get_payload_bytes(), &node) {
+                            Ok(Some(batch)) => {
+                                let (events, activity) = batch.into_parts();
                                 deliver_locally(&registry, events, activity);
                             }
-                            Ok(_) => {}
+                            Ok(None) => {}
                             Err(e) => tracing::warn!(error = %e, "undecodable bus message ignored"),
                         }
                     }
@@ -241,5 +287,55 @@ async fn subscribe_loop(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user_id: i64, id: i64, data: &Payload) -> UserEvent {
+        UserEvent {
+            user_id,
+            id: Some(id),
+            kind: "feed.post".into(),
+            ts: Utc::now(),
+            data: data.clone(),
+        }
+    }
+
+    #[test]
+    fn a_fanned_out_payload_crosses_once_and_comes_back_to_every_user() {
+        let post = Payload::new(&serde_json::json!({ "id": 7, "text": "héllo \"world\"" }));
+        let other = Payload::new(&serde_json::json!({ "id": 8 }));
+        let events = vec![
+            event(1, 10, &post),
+            event(2, 4, &post),
+            event(3, 9, &post),
+            event(1, 11, &other),
+        ];
+        let batch = Batch::new(&events, &[]);
+        assert_eq!(batch.events.len(), 2, "one group per payload");
+        assert_eq!(batch.events[0].to.len(), 3);
+
+        let message = batch.encode("node-a").unwrap();
+        let text = String::from_utf8(message.clone()).unwrap();
+        assert_eq!(text.matches("héllo").count(), 1, "the payload is sent once");
+
+        let decoded = Batch::decode(&message, "node-b").unwrap().unwrap();
+        let (back, activity) = decoded.into_parts();
+        assert!(activity.is_empty());
+        assert_eq!(back, events);
+        assert_eq!(back[0].to_json(), events[0].to_json());
+    }
+
+    #[test]
+    fn a_node_skips_its_own_messages_and_rejects_garbage() {
+        let batch = Batch::new(&[], &[]);
+        let message = batch.encode("node-a").unwrap();
+        assert!(Batch::decode(&message, "node-a").unwrap().is_none());
+        assert!(Batch::decode(&message, "node-b").unwrap().is_some());
+        assert!(Batch::decode(b"node-x\nnot json", "node-a").is_err());
+        assert!(Batch::decode(b"", "node-a").is_err());
     }
 }

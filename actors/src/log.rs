@@ -2,14 +2,65 @@
 //! so a client that reconnects with the last id it saw gets exactly what it
 //! missed. Owns `user_event_seq` and `user_events`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
 
 /// Kept at least this long...
 pub const KEEP_HOURS: i64 = 24;
 /// ...or at least this many per user, whichever keeps more.
 pub const KEEP_LAST: i64 = 1000;
+
+/// An event's `data`, serialized once and shared: one post reaches 10,000
+/// followers as 10,000 events holding the same payload, so it is neither
+/// copied nor serialized again per follower (nor per node it crosses).
+#[derive(Debug, Clone)]
+pub struct Payload(Arc<RawValue>);
+
+impl Payload {
+    pub fn new(value: &serde_json::Value) -> Self {
+        // A `Value` always serializes; the `null` fallback only satisfies the type.
+        Self(Arc::from(
+            serde_json::value::to_raw_value(value).unwrap_or_default(),
+        ))
+    }
+
+    /// Wraps JSON text (from the log); fails if it is not valid JSON.
+    pub fn from_json(text: String) -> Result<Self, serde_json::Error> {
+        Ok(Self(Arc::from(RawValue::from_string(text)?)))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether both are the very same payload (not merely equal).
+    pub fn same(&self, other: &Payload) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(Arc::from(Box::<RawValue>::deserialize(deserializer)?)))
+    }
+}
 
 /// One event in a user's stream, as sent to clients: `{id, type, ts, data}`.
 /// Ephemeral events (pong, error, resync) have no id.
@@ -21,7 +72,7 @@ pub struct UserEvent {
     #[serde(rename = "type")]
     pub kind: String,
     pub ts: DateTime<Utc>,
-    pub data: serde_json::Value,
+    pub data: Payload,
 }
 
 impl UserEvent {
@@ -31,7 +82,7 @@ impl UserEvent {
             id: None,
             kind: kind.to_owned(),
             ts: Utc::now(),
-            data,
+            data: Payload::new(&data),
         }
     }
 
@@ -52,6 +103,7 @@ pub async fn append_same(
     if user_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let payload = Payload::new(data);
     let rows = sqlx::query!(
         r#"WITH seq AS (
                INSERT INTO user_event_seq (user_id, last_id) SELECT u, 1 FROM unnest($1::bigint[]) AS u
@@ -74,7 +126,7 @@ pub async fn append_same(
             id: Some(r.id),
             kind: kind.to_owned(),
             ts: r.created_at,
-            data: data.clone(),
+            data: payload.clone(),
         })
         .collect())
 }
@@ -105,24 +157,27 @@ pub async fn replay(
         return Ok(Replay::Resync { last_id });
     }
     let rows = sqlx::query!(
-        "SELECT id, kind, data, created_at FROM user_events WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        r#"SELECT id, kind, data::text AS "data!", created_at FROM user_events
+           WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"#,
         user_id,
         after,
         limit
     )
     .fetch_all(db)
     .await?;
-    Ok(Replay::Events(
-        rows.into_iter()
-            .map(|r| UserEvent {
+    let events = rows
+        .into_iter()
+        .map(|r| {
+            Ok(UserEvent {
                 user_id,
                 id: Some(r.id),
                 kind: r.kind,
                 ts: r.created_at,
-                data: r.data,
+                data: Payload::from_json(r.data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             })
-            .collect(),
-    ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Replay::Events(events))
 }
 
 /// The id of the newest event of `user_id` (0 when none).
@@ -160,4 +215,38 @@ pub async fn prune(db: &PgPool) -> Result<u64, sqlx::Error> {
     .rows_affected();
     tx.commit().await?;
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_frame_carries_its_payload_verbatim() {
+        let data = serde_json::json!({ "text": "a \"quoted\" line\n", "n": [1, 2] });
+        let event = UserEvent {
+            user_id: 5,
+            id: Some(3),
+            kind: "feed.post".into(),
+            ts: Utc::now(),
+            data: Payload::new(&data),
+        };
+        let frame: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(frame["id"], 3);
+        assert_eq!(frame["type"], "feed.post");
+        assert_eq!(frame["data"], data);
+        assert!(frame.get("user_id").is_none());
+    }
+
+    #[test]
+    fn copies_share_one_payload() {
+        let a = Payload::new(&serde_json::json!({ "id": 1 }));
+        let b = a.clone();
+        let c = Payload::new(&serde_json::json!({ "id": 1 }));
+        assert!(a.same(&b));
+        assert!(!a.same(&c));
+        assert_eq!(a, c);
+        assert!(Payload::from_json("{\"id\": 1}".into()).is_ok());
+        assert!(Payload::from_json("{\"id\":".into()).is_err());
+    }
 }
