@@ -78,8 +78,16 @@ pub enum DomainEvent {
         post_id: i64,
         author_id: i64,
     },
-    /// The feed supervisor's own follow-up to `PostCreated`: write the post
-    /// into the followers' timelines (after their live events went out).
+    /// The feed supervisor's own follow-up to `PostCreated`: tell the
+    /// followers with ids above `after` (the fan-out goes in chunks, each
+    /// committed and delivered before the next is written).
+    FanOut {
+        post_id: i64,
+        author_id: i64,
+        after: i64,
+    },
+    /// The feed supervisor's own last step for a new post: write it into the
+    /// followers' timelines (after their live events went out).
     TimelineWrite {
         post_id: i64,
         author_id: i64,

@@ -20,6 +20,10 @@ use serde_json::json;
 
 /// Posts a new follow brings into the follower's timeline at once.
 const BACKFILL: i64 = 100;
+/// Followers told of a new post per step. The first of them hear of it
+/// after one step's write instead of after all of them; on the bench
+/// database the log append for 10,000 followers took 200 to 400 ms.
+pub const FANOUT_CHUNK: i64 = 1000;
 
 #[derive(Clone)]
 pub struct FeedHandler {
@@ -38,8 +42,16 @@ impl EventHandler for FeedHandler {
     ) -> Result<(), sqlx::Error> {
         match *event {
             DomainEvent::PostCreated { post_id, author_id } => {
-                self.fan_out(tx, post_id, author_id, out).await
+                if self.is_pulled(tx, author_id).await? {
+                    return Ok(());
+                }
+                self.fan_out(tx, post_id, author_id, 0, out).await
             }
+            DomainEvent::FanOut {
+                post_id,
+                author_id,
+                after,
+            } => self.fan_out(tx, post_id, author_id, after, out).await,
             DomainEvent::TimelineWrite { post_id, author_id } => {
                 self.write_timelines(tx, post_id, author_id).await
             }
@@ -192,31 +204,51 @@ impl FeedHandler {
         Ok(())
     }
 
+    /// Tells the next chunk of followers (ids above `after`) of a new post,
+    /// then records the next step: the next chunk or, after the last, the
+    /// timeline write. Each step is committed with its successor, so a crash
+    /// neither repeats nor loses one.
     async fn fan_out(
         &self,
         tx: &mut PgConnection,
         post_id: i64,
         author_id: i64,
+        after: i64,
         out: &mut Outbound,
     ) -> Result<(), sqlx::Error> {
-        if self.is_pulled(tx, author_id).await? {
-            return Ok(());
-        }
         // Live first: the followers' event logs need only the follow list.
         // The timeline rows, slow to write into a large table (1.8 s for
-        // 10,000 followers on the bench database), follow as their own step,
-        // recorded in the outbox so a crash loses neither.
-        if let Some(data) = post_summary(tx, post_id).await? {
-            let followers = sqlx::query_scalar!(
-                "SELECT follower_id FROM follows WHERE followee_id = $1",
-                author_id
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            out.events
-                .extend(log::append_same(tx, &followers, "feed.post", &data).await?);
-        }
-        outbox::record(tx, &DomainEvent::TimelineWrite { post_id, author_id }).await?;
+        // 10,000 followers on the bench database), come last, as their own step.
+        let Some(data) = post_summary(tx, post_id).await? else {
+            // Hidden or deleted: nobody is told live. The timeline step still
+            // runs (it skips deleted posts; reads hide hidden ones until an
+            // edit restores them).
+            outbox::record(tx, &DomainEvent::TimelineWrite { post_id, author_id }).await?;
+            out.more = true;
+            return Ok(());
+        };
+        let followers = sqlx::query_scalar!(
+            "SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id > $2
+             ORDER BY follower_id LIMIT $3",
+            author_id,
+            after,
+            FANOUT_CHUNK
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        out.events
+            .extend(log::append_same(tx, &followers, "feed.post", &data).await?);
+        let next = match followers.last() {
+            Some(&last) if i64::try_from(followers.len()).unwrap_or(0) >= FANOUT_CHUNK => {
+                DomainEvent::FanOut {
+                    post_id,
+                    author_id,
+                    after: last,
+                }
+            }
+            _ => DomainEvent::TimelineWrite { post_id, author_id },
+        };
+        outbox::record(tx, &next).await?;
         out.more = true;
         Ok(())
     }

@@ -140,13 +140,18 @@ impl<H: EventHandler> Handler<Poke> for Consumer<H> {
 /// Connection-level failures abort the batch (it is retried whole); any other
 /// failure is the event's own and must not block the ones behind it.
 fn is_transient(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
+    match e {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        // A lost or terminated server connection (classes 08 and 57P), a
+        // deadlock or a serialization failure: the whole batch is retried.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
+        }),
+        _ => false,
+    }
 }
 
 async fn run_batch<H: EventHandler>(

@@ -427,3 +427,130 @@ async fn committed_events_are_handled_even_without_a_poke() {
     })
     .await;
 }
+
+#[actix_web::test]
+async fn a_post_reaches_followers_past_the_first_fan_out_chunk_exactly_once() {
+    let app = spawn_app().await;
+    let author = app.user("author").await;
+    let n = rookery_actors::feed::FANOUT_CHUNK + 1;
+    let fans: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO users (username, password_hash) SELECT 'fan' || g, 'x' FROM generate_series(1, $1) g RETURNING id",
+    )
+    .bind(n)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO follows (follower_id, followee_id) SELECT unnest($1::bigint[]), $2")
+        .bind(&fans)
+        .bind(author.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let keys = rookery::accounts::JwtKeys::new(
+        &crate::helpers::JWT_SECRET.into(),
+        Duration::from_secs(900),
+    );
+    // The first follower is in the first chunk, the last one in the second.
+    let (first, last) = (fans[0], fans[fans.len() - 1]);
+    let token = |id| keys.issue(id, rookery::accounts::Role::User, 0).unwrap().0;
+    let mut ws_first = crate::stream::connect(&app, &token(first), None).await;
+    let mut ws_last = crate::stream::connect(&app, &token(last), None).await;
+
+    let post = app.create_post(&author.access, "to every fan").await;
+    for ws in [&mut ws_first, &mut ws_last] {
+        let event = crate::stream::next_of_type(ws, "feed.post").await;
+        assert_eq!(event["data"]["post_id"], post["id"]);
+    }
+    let post_id = post["id"].as_i64().unwrap();
+    eventually("every follower's timeline", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM timelines WHERE post_id = $1")
+            .bind(post_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == n
+    })
+    .await;
+    let (events, users): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT user_id) FROM user_events
+         WHERE kind = 'feed.post' AND (data->>'post_id')::bigint = $1",
+    )
+    .bind(post_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (events, users),
+        (n, n),
+        "one event per follower, none twice"
+    );
+    eventually("the fan-out steps to be cleaned up", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM domain_events")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_supervisor_batch_cut_off_midway_is_retried_whole() {
+    // The feed supervisor's connection dies in the middle of a batch (here:
+    // while it waits for a lock the test holds). The batch rolls back and is
+    // retried: the follower gets the post once, and nothing is left behind.
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    follow(&app, &bob.access, alice.id).await;
+    let mut ws = crate::stream::connect(&app, &bob.access, None).await;
+    sqlx::query(
+        "INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(bob.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut hold = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM user_event_seq WHERE user_id = $1 FOR UPDATE")
+        .bind(bob.id)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+
+    let post = app.create_post(&alice.access, "held up").await;
+    eventually(
+        "the feed supervisor to wait on the lock, then be cut off",
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%user_event_seq%'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    hold.rollback().await.unwrap();
+
+    let event = crate::stream::next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(event["data"]["post_id"], post["id"]);
+    let second = app.create_post(&alice.access, "and then").await;
+    let next = crate::stream::next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(next["data"]["post_id"], second["id"]);
+    assert_eq!(
+        next["id"].as_i64().unwrap(),
+        event["id"].as_i64().unwrap() + 1,
+        "the first post was logged once"
+    );
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM user_events WHERE user_id = $1 AND kind = 'feed.post'",
+    )
+    .bind(bob.id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(logged, 2);
+}
