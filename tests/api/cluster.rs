@@ -202,3 +202,151 @@ async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
     )
     .await;
 }
+
+/// A TCP proxy in front of Redis that the test can cut and restore: a Redis
+/// outage as the nodes behind it see it. It runs on its own thread, since
+/// `Node::start` blocks the test's thread while a node starts.
+struct RedisLink {
+    url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl RedisLink {
+    fn start(redis_url: &str) -> RedisLink {
+        let rest = redis_url.trim_start_matches("redis://");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let target = authority.rsplit('@').next().unwrap_or(authority).to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("redis://{}/{path}", listener.local_addr().unwrap());
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (link_up, link_cut) = (up.clone(), cut.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !link_up.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue; // dropped at once: Redis is "down"
+                    }
+                    let target = target.clone();
+                    let mut cut = link_cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            });
+        });
+        RedisLink { url, up, cut }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits until the node has logged `message` at least `times` times.
+async fn logged(node: &Node, message: &str, times: usize) {
+    let started = Instant::now();
+    loop {
+        let seen = node
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(message))
+            .count();
+        if seen >= times {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the node never logged {message:?} {times} times: {:?}",
+            node.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn after_a_redis_outage_live_delivery_resumes_and_the_log_fills_the_gap() {
+    let redis_url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("REDIS_URL must be set for the cluster test: run it through scripts/test.sh");
+    let (_base, db_name, url) = fresh_database().await;
+    let link = RedisLink::start(&redis_url);
+    let a = Node::start(&url, &redis_url);
+    // Node B reaches Redis only through the link the test cuts.
+    let b = Node::start(&url, &link.url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (bob_id, bob) = register(&client, &a.base, "bobby").await;
+    let res = client
+        .put(format!("{}/api/v1/users/{bob_id}/follow", a.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut ws = connect_to(&b.base, &alice, None).await;
+    let first = post(&client, &a.base, &bob, "before the outage").await;
+    let event = next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(event["data"]["post_id"], first);
+    let seen = event["id"].as_i64().unwrap();
+
+    link.down();
+    logged(&b, "event bus subscription lost", 1).await;
+    let missed = post(&client, &a.base, &bob, "during the outage").await;
+    // Nothing reaches node B while Redis is away.
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(700),
+            next_of_type(&mut ws, "feed.post")
+        )
+        .await
+        .is_err(),
+        "an event crossed a cut link"
+    );
+
+    link.restore();
+    logged(&b, "subscribed to the event bus", 2).await;
+    let after = post(&client, &a.base, &bob, "after the outage").await;
+    // The next live event shows node B the gap; it fills it from the log first.
+    let filled = next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(filled["data"]["post_id"], missed);
+    assert_eq!(filled["id"].as_i64().unwrap(), seen + 1);
+    let live = next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(live["data"]["post_id"], after);
+    assert_eq!(live["id"].as_i64().unwrap(), seen + 2);
+
+    drop((a, b));
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base_database_url())
+        .await
+        .unwrap();
+    let _ = sqlx::Executor::execute(
+        &mut conn,
+        format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str(),
+    )
+    .await;
+}
