@@ -11,7 +11,8 @@ pub mod text;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
@@ -26,7 +27,7 @@ pub use reactions::ReactionKind;
 
 pub const MAX_MEDIA: usize = 4;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Mention {
     pub id: i64,
     pub username: String,
@@ -79,6 +80,10 @@ struct PostRow {
     comments_count: i64,
     views_count: i64,
     hidden_reason: Option<String>,
+    hashtags: Vec<String>,
+    mentions: Json<Vec<Mention>>,
+    reactions: Json<BTreeMap<ReactionKind, i64>>,
+    my_reaction: Option<ReactionKind>,
 }
 
 fn invalid_text(message: String) -> DomainError {
@@ -188,15 +193,28 @@ pub async fn load(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // One round trip for the post and what hangs off it (tags, mentions,
+    // reaction counts, the viewer's reaction): a feed page is 20 of these.
     let rows = sqlx::query_as!(
         PostRow,
-        "SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count,
-                p.hidden_reason
-         FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
-         WHERE p.id = ANY($1) AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
-                              OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
+        r#"SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count,
+                  p.hidden_reason,
+                  ARRAY(SELECT t.tag FROM post_hashtags t WHERE t.post_id = p.id ORDER BY t.tag)
+                      AS "hashtags!",
+                  (SELECT coalesce(json_agg(json_build_object('id', mu.id, 'username', mu.username)
+                                            ORDER BY mu.username), '[]')
+                   FROM post_mentions m JOIN users mu ON mu.id = m.user_id AND mu.status = 'active'
+                   WHERE m.post_id = p.id) AS "mentions!: Json<Vec<Mention>>",
+                  (SELECT coalesce(json_object_agg(k.kind, k.n), '{}')
+                   FROM (SELECT r.kind, count(*) AS n FROM reactions r WHERE r.post_id = p.id
+                         GROUP BY r.kind) k) AS "reactions!: Json<BTreeMap<ReactionKind, i64>>",
+                  (SELECT r.kind FROM reactions r WHERE r.post_id = p.id AND r.user_id = $2)
+                      AS "my_reaction: ReactionKind"
+           FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
+           WHERE p.id = ANY($1) AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
+             AND NOT EXISTS (SELECT 1 FROM blocks b
+                             WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
+                                OR (b.blocker_id = p.author_id AND b.blocked_id = $2))"#,
         ids,
         viewer as Option<i64>
     )
@@ -204,70 +222,25 @@ pub async fn load(
     .await?;
     let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
 
-    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    for r in sqlx::query!(
-        "SELECT post_id, tag FROM post_hashtags WHERE post_id = ANY($1) ORDER BY tag",
-        &found
-    )
-    .fetch_all(db)
-    .await?
-    {
-        tags.entry(r.post_id).or_default().push(r.tag);
-    }
-    let mut mentions: HashMap<i64, Vec<Mention>> = HashMap::new();
-    for r in sqlx::query!(
-        "SELECT m.post_id, u.id, u.username FROM post_mentions m JOIN users u ON u.id = m.user_id
-         WHERE m.post_id = ANY($1) AND u.status = 'active' ORDER BY u.username",
-        &found
-    )
-    .fetch_all(db)
-    .await?
-    {
-        mentions.entry(r.post_id).or_default().push(Mention {
-            id: r.id,
-            username: r.username,
-        });
-    }
-    let mut reactions: HashMap<i64, BTreeMap<ReactionKind, i64>> = HashMap::new();
-    for r in sqlx::query!(
-        r#"SELECT post_id, kind AS "kind: ReactionKind", count(*) AS "n!"
-           FROM reactions WHERE post_id = ANY($1) GROUP BY post_id, kind"#,
-        &found
-    )
-    .fetch_all(db)
-    .await?
-    {
-        reactions.entry(r.post_id).or_default().insert(r.kind, r.n);
-    }
-    let mine: HashMap<i64, ReactionKind> = match viewer {
-        Some(v) => sqlx::query!(
-            r#"SELECT post_id, kind AS "kind: ReactionKind" FROM reactions WHERE post_id = ANY($1) AND user_id = $2"#,
-            &found,
-            v
-        )
-        .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.post_id, r.kind))
-        .collect(),
-        None => HashMap::new(),
-    };
-    let mut attachments = media.for_posts(db, &found).await?;
     let author_ids: Vec<i64> = rows.iter().map(|r| r.author_id).collect();
-    let authors = social::profiles(db, viewer, &author_ids).await?;
+    // Independent reads, on two pool connections at once.
+    let (mut attachments, authors) = tokio::try_join!(
+        async { media.for_posts(db, &found).await.map_err(DomainError::from) },
+        social::profiles(db, viewer, &author_ids),
+    )?;
 
     let mut by_id: HashMap<i64, PostView> = HashMap::new();
     for row in rows {
         let Some(author) = authors.get(&row.author_id).cloned() else {
             continue;
         };
-        let kinds = reactions.remove(&row.id).unwrap_or_default();
+        let kinds = row.reactions.0;
         let view = PostView {
             id: row.id,
             author,
             text: row.text,
-            hashtags: tags.remove(&row.id).unwrap_or_default(),
-            mentions: mentions.remove(&row.id).unwrap_or_default(),
+            hashtags: row.hashtags,
+            mentions: row.mentions.0,
             media: attachments.remove(&row.id).unwrap_or_default(),
             counts: PostCounts {
                 comments: row.comments_count,
@@ -275,7 +248,7 @@ pub async fn load(
                 reactions_total: kinds.values().sum(),
                 reactions: kinds,
             },
-            my_reaction: mine.get(&row.id).copied(),
+            my_reaction: row.my_reaction,
             created_at: row.created_at,
             edited_at: row.edited_at,
             hidden_reason: row.hidden_reason,
