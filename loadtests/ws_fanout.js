@@ -40,12 +40,13 @@ for (let r = 0; r < ROUNDS; r++) {
   receipt.push(new Trend(`fanout_receipt_epoch_ms_r${r}`));
   response.push(new Trend(`fanout_post_response_epoch_ms_r${r}`));
 }
-const sinceCreated = new Trend('fanout_since_created_ms', true);
 const received = new Counter('fanout_received');
 const opened = new Counter('ws_opened');
 const failed = new Counter('ws_failed');
 const closedEarly = new Counter('ws_closed_early');
 const postDuration = new Trend('post_http_ms', true);
+
+let roundPattern = null;
 
 const followersFor = SETTLE + ROUNDS * GAP + TAIL;
 
@@ -71,7 +72,13 @@ export const options = {
   summaryTrendStats: ['min', 'med', 'p(50)', 'p(95)', 'p(99)', 'max', 'count'],
 };
 
-export function follower() {
+// A token per run, so a post left from an earlier run never counts.
+export function setup() {
+  return { run: `${Date.now()}` };
+}
+
+export function follower(data) {
+  roundPattern = new RegExp(`fanout ${data.run} round (\\d+) `);
   const vu = exec.vu.idInTest - 1; // the author's VU comes after these
   const first = vu * PER_VU;
   const last = Math.min(first + PER_VU, FOLLOWERS);
@@ -95,20 +102,17 @@ export function follower() {
       };
       ws.onmessage = (m) => {
         const now = Date.now();
-        let ev;
-        try {
-          ev = JSON.parse(m.data);
-        } catch (_) {
-          return;
-        }
-        if (ev.type !== 'feed.post' || !ev.data || !ev.data.author || ev.data.author.id !== celeb.id) return;
-        const match = /fanout round (\d+)/.exec(ev.data.text || '');
+        // Matched as a string, not JSON.parse'd: decoding 10,000 frames of
+        // about 1 KiB in k6's JS runtime, on the cores the server uses,
+        // delays the handlers that run after it and shows up as latency.
+        const frame = m.data;
+        if (frame.indexOf('"type":"feed.post"') < 0) return;
+        const match = roundPattern.exec(frame);
         if (!match) return;
         const r = parseInt(match[1], 10);
         if (r >= ROUNDS) return;
         receipt[r].add(now);
         received.add(1);
-        sinceCreated.add(now - Date.parse(ev.data.created_at));
       };
     }, ((i - first) * 1000) / OPEN_RATE);
   }
@@ -118,11 +122,11 @@ export function follower() {
   }, followersFor * 1000 - (Date.now() - t0));
 }
 
-export function author() {
+export function author(data) {
   for (let r = 0; r < ROUNDS; r++) {
     const res = http.post(
       `${BASE_URL}/api/v1/posts`,
-      JSON.stringify({ text: `fanout round ${r} at ${Date.now()} #bench` }),
+      JSON.stringify({ text: `fanout ${data.run} round ${r} at ${Date.now()} #bench` }),
       { headers: { 'api-key': celeb.api_key, 'content-type': 'application/json' } },
     );
     response[r].add(Date.now());
@@ -169,13 +173,6 @@ export function handleSummary(data) {
   if (m.post_http_ms) {
     const v = m.post_http_ms.values;
     lines.push(`POST /api/v1/posts: med ${fmt(v.med)} ms, max ${fmt(v.max)} ms`);
-  }
-  if (m.fanout_since_created_ms) {
-    const v = m.fanout_since_created_ms.values;
-    lines.push(
-      `from the post's created_at (server clock) to receipt, all rounds: p50 ${fmt(v['p(50)'])} ms, ` +
-        `p95 ${fmt(v['p(95)'])} ms, p99 ${fmt(v['p(99)'])} ms`,
-    );
   }
   const text = lines.join('\n') + '\n';
   const result = { stdout: text };

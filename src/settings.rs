@@ -132,7 +132,7 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Redis URL; enables the Redis readiness check and, later, cross-node events.
+    /// Redis URL; carries events between nodes and enables the Redis readiness check.
     #[arg(
         long,
         env = "REDIS_URL",
