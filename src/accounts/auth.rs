@@ -78,7 +78,7 @@ pub async fn from_api_key(db: &PgPool, key: &str) -> Result<Principal, AccountEr
         .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
     if stale {
         // A lost timestamp costs nothing, so this write does not wait for the
-        // WAL flush (an fsync on every first use a minute was most of a read's time).
+        // WAL flush, which would otherwise come with the first request of each minute.
         sqlx::query!(
             "UPDATE api_keys SET last_used_at = now()
              FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
