@@ -122,7 +122,7 @@ impl Batch {
         Ok(out)
     }
 
-    /// The publisher's name and the batch; `Ok(None)` for `own`'s messages.
+    /// The batch a message carries; `Ok(None)` for `own`'s messages.
     pub fn decode(message: &[u8], own: &str) -> Result<Option<Self>, serde_json::Error> {
         let split = message.iter().position(|b| *b == b'\n').unwrap_or(0);
         let (node, rest) = message.split_at(split);
