@@ -219,14 +219,7 @@ async fn serve_then_signal(signal: &str, name: &str) {
         "{rest:?}"
     );
 
-    let mut conn =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&crate::helpers::base_database_url())
-            .await
-            .unwrap();
-    sqlx::Executor::execute(
-        &mut conn,
-        format!(r#"DROP DATABASE IF EXISTS "{_name}" WITH (FORCE)"#).as_str(),
-    )
-    .await
-    .unwrap();
+    crate::helpers::drop_database(&crate::helpers::base_database_url(), &_name)
+        .await
+        .unwrap();
 }

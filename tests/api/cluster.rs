@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{base_database_url, fresh_database, JWT_SECRET, PASSWORD};
+use crate::helpers::{base_database_url, drop_database, fresh_database, JWT_SECRET, PASSWORD};
 use crate::stream::{close_code, connect_to, next_of_type};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rookery");
@@ -131,6 +131,33 @@ async fn register(client: &reqwest::Client, base: &str, username: &str) -> (i64,
     (id, token)
 }
 
+/// The cluster tests' REDIS_URL (scripts/test.sh provides one).
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("REDIS_URL must be set for the cluster test: run it through scripts/test.sh")
+}
+
+/// Registers alice and bob on `register_on` and has alice follow bob through
+/// `follow_on`; returns their access tokens.
+async fn alice_follows_bob(
+    client: &reqwest::Client,
+    register_on: &str,
+    follow_on: &str,
+) -> (String, String) {
+    let (_, alice) = register(client, register_on, "alice").await;
+    let (bob_id, bob) = register(client, register_on, "bobby").await;
+    let res = client
+        .put(format!("{follow_on}/api/v1/users/{bob_id}/follow"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    (alice, bob)
+}
+
 async fn post(client: &reqwest::Client, base: &str, token: &str, text: &str) -> i64 {
     let res = client
         .post(format!("{base}/api/v1/posts"))
@@ -145,23 +172,12 @@ async fn post(client: &reqwest::Client, base: &str, token: &str, text: &str) -> 
 
 #[actix_web::test]
 async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
-    let redis_url = std::env::var("REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .expect("REDIS_URL must be set for the cluster test: run it through scripts/test.sh");
+    let redis_url = redis_url();
     let (_base, db_name, url) = fresh_database().await;
     let mut a = Node::start(&url, &redis_url);
     let mut b = Node::start(&url, &redis_url);
     let client = reqwest::Client::new();
-    let (_, alice) = register(&client, &a.base, "alice").await;
-    let (bob_id, bob) = register(&client, &a.base, "bobby").await;
-    let res = client
-        .put(format!("{}/api/v1/users/{bob_id}/follow", b.base))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (alice, bob) = alice_follows_bob(&client, &a.base, &b.base).await;
 
     // Alice is on node B; bob posts on node A.
     let mut ws = connect_to(&b.base, &alice, None).await;
@@ -193,14 +209,7 @@ async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
 
     a.terminate();
     assert!(a.wait().success());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base_database_url())
-        .await
-        .unwrap();
-    let _ = sqlx::Executor::execute(
-        &mut conn,
-        format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str(),
-    )
-    .await;
+    let _ = drop_database(&base_database_url(), &db_name).await;
 }
 
 /// A TCP proxy in front of Redis that the test can cut and restore: a Redis
@@ -290,25 +299,14 @@ async fn logged(node: &Node, message: &str, times: usize) {
 
 #[actix_web::test]
 async fn after_a_redis_outage_live_delivery_resumes_and_the_log_fills_the_gap() {
-    let redis_url = std::env::var("REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .expect("REDIS_URL must be set for the cluster test: run it through scripts/test.sh");
+    let redis_url = redis_url();
     let (_base, db_name, url) = fresh_database().await;
     let link = RedisLink::start(&redis_url);
     let a = Node::start(&url, &redis_url);
     // Node B reaches Redis only through the link the test cuts.
     let b = Node::start(&url, &link.url);
     let client = reqwest::Client::new();
-    let (_, alice) = register(&client, &a.base, "alice").await;
-    let (bob_id, bob) = register(&client, &a.base, "bobby").await;
-    let res = client
-        .put(format!("{}/api/v1/users/{bob_id}/follow", a.base))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (alice, bob) = alice_follows_bob(&client, &a.base, &a.base).await;
     let mut ws = connect_to(&b.base, &alice, None).await;
     let first = post(&client, &a.base, &bob, "before the outage").await;
     let event = next_of_type(&mut ws, "feed.post").await;
@@ -341,12 +339,5 @@ async fn after_a_redis_outage_live_delivery_resumes_and_the_log_fills_the_gap() 
     assert_eq!(live["id"].as_i64().unwrap(), seen + 2);
 
     drop((a, b));
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base_database_url())
-        .await
-        .unwrap();
-    let _ = sqlx::Executor::execute(
-        &mut conn,
-        format!(r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#).as_str(),
-    )
-    .await;
+    let _ = drop_database(&base_database_url(), &db_name).await;
 }

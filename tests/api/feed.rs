@@ -20,6 +20,18 @@ where
     }
 }
 
+/// Waits until every consumer has handled every recorded event.
+async fn outbox_drained(app: &TestApp, what: &str) {
+    eventually(what, || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM domain_events")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+}
+
 async fn feed_ids(app: &TestApp, token: &str, query: &str) -> Vec<i64> {
     let page: Value = app
         .get(&format!("/api/v1/feed?{query}"), Some(token))
@@ -418,14 +430,7 @@ async fn committed_events_are_handled_even_without_a_poke() {
         v["items"].as_array().unwrap().len() == 1
     })
     .await;
-    eventually("the outbox row to be cleaned up", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM domain_events")
-            .fetch_one(&app.db)
-            .await
-            .unwrap()
-            == 0
-    })
-    .await;
+    outbox_drained(&app, "the outbox row to be cleaned up").await;
 }
 
 #[actix_web::test]
@@ -484,14 +489,7 @@ async fn a_post_reaches_followers_past_the_first_fan_out_chunk_exactly_once() {
         (n, n),
         "one event per follower, none twice"
     );
-    eventually("the fan-out steps to be cleaned up", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM domain_events")
-            .fetch_one(&app.db)
-            .await
-            .unwrap()
-            == 0
-    })
-    .await;
+    outbox_drained(&app, "the fan-out steps to be cleaned up").await;
 }
 
 #[actix_web::test]

@@ -100,6 +100,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// Drops a test's database, closing whatever still uses it.
+pub async fn drop_database(base: &str, name: &str) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(base).await?;
+    conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+        .await?;
+    Ok(())
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         let (base, name) = (self.base_url.clone(), self.db_name.clone());
@@ -109,15 +117,7 @@ impl Drop for TestApp {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&base).await {
-                    let _ = conn
-                        .execute(
-                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
-                        )
-                        .await;
-                }
-            });
+            let _ = rt.block_on(drop_database(&base, &name));
         })
         .join();
     }
