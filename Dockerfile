@@ -3,7 +3,7 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 ENV SQLX_OFFLINE=true CARGO_TERM_COLOR=never
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY .sqlx ./.sqlx
 COPY migrations ./migrations
 COPY src ./src
