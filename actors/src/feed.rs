@@ -66,10 +66,19 @@ impl EventHandler for FeedHandler {
                 }
                 Ok(())
             }
-            DomainEvent::PostDeleted { post_id, .. } => {
-                sqlx::query!("DELETE FROM timelines WHERE post_id = $1", post_id)
-                    .execute(&mut *tx)
-                    .await?;
+            DomainEvent::PostDeleted { post_id, author_id } => {
+                // Only the author's followers hold the post (an unfollow or a
+                // block takes an author's rows out), so each row is found by
+                // its primary key; by `post_id` alone it would be a scan of
+                // every timeline.
+                sqlx::query!(
+                    "DELETE FROM timelines t USING follows f
+                     WHERE f.followee_id = $2 AND t.user_id = f.follower_id AND t.post_id = $1",
+                    post_id,
+                    author_id
+                )
+                .execute(&mut *tx)
+                .await?;
                 out.activity.push(Activity {
                     post_id,
                     kind: "post.deleted".into(),

@@ -115,6 +115,16 @@ async fn the_feed_holds_followed_and_own_posts_newest_first() {
         feed_ids(&app, &alice.access, "").await == vec![a1, b1]
     })
     .await;
+    // Not only hidden on read: its timeline rows are gone.
+    eventually("the deleted post's timeline rows removed", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM timelines WHERE post_id = $1")
+            .bind(b2)
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
 
     // A block hides the other's posts both ways.
     app.put(
@@ -138,6 +148,59 @@ async fn the_feed_holds_followed_and_own_posts_newest_first() {
         400,
     )
     .await;
+}
+
+#[actix_web::test]
+async fn hard_deletes_of_posts_and_users_still_empty_timelines() {
+    // Timelines have no per-row foreign keys (a fan-out paid a trigger call
+    // and a row lock per follower); statement triggers on deletes cascade.
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    let carol = app.user("carol").await;
+    follow(&app, &alice.access, bob.id).await;
+    follow(&app, &carol.access, bob.id).await;
+    follow(&app, &bob.access, carol.id).await;
+    let first = app.create_post(&bob.access, "one").await["id"]
+        .as_i64()
+        .unwrap();
+    app.create_post(&bob.access, "two").await;
+    app.create_post(&carol.access, "carol's").await;
+    outbox_drained(&app, "the fan-outs").await;
+    let rows = |sql: &'static str, id: i64| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    const BY_POST: &str = "SELECT count(*) FROM timelines WHERE post_id = $1";
+    const BY_READER: &str = "SELECT count(*) FROM timelines WHERE user_id = $1";
+    const BY_AUTHOR: &str = "SELECT count(*) FROM timelines WHERE author_id = $1";
+    assert_eq!(rows(BY_POST, first).await, 2);
+
+    sqlx::query("DELETE FROM posts WHERE id = $1")
+        .bind(first)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows(BY_POST, first).await, 0);
+    assert_eq!(rows(BY_AUTHOR, bob.id).await, 2, "bob's other post stays");
+
+    // Deleting bob takes his posts out of every timeline, and his own.
+    assert_eq!(rows(BY_READER, bob.id).await, 1);
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(bob.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows(BY_AUTHOR, bob.id).await, 0);
+    assert_eq!(rows(BY_READER, bob.id).await, 0);
+    assert_eq!(rows(BY_READER, alice.id).await, 0);
+    assert_eq!(rows(BY_AUTHOR, carol.id).await, 0, "only bob read carol");
 }
 
 #[actix_web::test]
