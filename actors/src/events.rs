@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::outbox::ConsumerKind;
+
 #[derive(
     Debug,
     Clone,
@@ -109,17 +111,20 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
-    /// Whether the moderation supervisor must pass the event before the feed
-    /// and notification supervisors act on it: it brings new text.
-    pub fn needs_moderation(&self) -> bool {
-        matches!(
-            self,
+    /// The consumers that handle the event. Events that bring new text pass
+    /// the moderation supervisor before the feed and notification supervisors
+    /// act on them; the feed's own follow-up steps concern the feed alone.
+    pub fn consumers(&self) -> &'static [ConsumerKind] {
+        use ConsumerKind::{Feed, Moderation, Notifications};
+        match self {
             Self::PostCreated { .. }
-                | Self::PostEdited { .. }
-                | Self::CommentCreated { .. }
-                | Self::CommentEdited { .. }
-                | Self::Mentioned { .. }
-        )
+            | Self::PostEdited { .. }
+            | Self::CommentCreated { .. }
+            | Self::CommentEdited { .. }
+            | Self::Mentioned { .. } => &[Moderation, Feed, Notifications],
+            Self::FanOut { .. } | Self::TimelineWrite { .. } => &[Feed],
+            _ => &[Feed, Notifications],
+        }
     }
 }
 
@@ -145,4 +150,37 @@ impl Subject {
 pub enum ModerationAction {
     Hidden,
     Restored,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_text_is_moderated_first_and_fan_out_steps_stay_with_the_feed() {
+        let created = DomainEvent::PostCreated {
+            post_id: 1,
+            author_id: 2,
+        };
+        assert_eq!(created.consumers()[0], ConsumerKind::Moderation);
+        let step = DomainEvent::FanOut {
+            post_id: 1,
+            author_id: 2,
+            after: 1000,
+        };
+        assert_eq!(step.consumers(), &[ConsumerKind::Feed]);
+        let write = DomainEvent::TimelineWrite {
+            post_id: 1,
+            author_id: 2,
+        };
+        assert_eq!(write.consumers(), &[ConsumerKind::Feed]);
+        let deleted = DomainEvent::PostDeleted {
+            post_id: 1,
+            author_id: 2,
+        };
+        assert_eq!(
+            deleted.consumers(),
+            &[ConsumerKind::Feed, ConsumerKind::Notifications]
+        );
+    }
 }

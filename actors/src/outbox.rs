@@ -31,13 +31,11 @@ impl ConsumerKind {
 /// change it announces was committed.
 pub async fn record(tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    // Events without new text skip the moderation step.
-    let consumers: &[&str] = if event.needs_moderation() {
-        &["moderation", "feed", "notifications"]
-    } else {
-        &["feed", "notifications"]
-    };
-    let consumers: Vec<String> = consumers.iter().map(|c| (*c).to_owned()).collect();
+    let consumers: Vec<String> = event
+        .consumers()
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
     sqlx::query!(
         "WITH e AS (INSERT INTO domain_events (payload) VALUES ($1) RETURNING id)
          INSERT INTO outbox_pending (consumer, event_id) SELECT c, e.id FROM e, unnest($2::text[]) AS c",
