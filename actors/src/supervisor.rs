@@ -160,6 +160,7 @@ async fn run_batch<H: EventHandler>(
     handler: H,
     limit: i64,
 ) -> Result<Done, sqlx::Error> {
+    let started = std::time::Instant::now();
     let mut tx = db.begin().await?;
     let claimed = outbox::claim(&mut tx, H::KIND, limit).await?;
     if claimed.is_empty() {
@@ -191,6 +192,13 @@ async fn run_batch<H: EventHandler>(
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
     outbox::mark_done(&mut tx, H::KIND, &ids).await?;
     tx.commit().await?;
+    tracing::debug!(
+        supervisor = H::NAME,
+        handled = claimed.len(),
+        events = out.events.len(),
+        elapsed_us = started.elapsed().as_micros(),
+        "batch committed"
+    );
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
     bus.deliver(out.events, out.activity);
