@@ -72,3 +72,9 @@ CREATE TRIGGER posts_timelines_cascade
     AFTER DELETE ON posts
     REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION timelines_follow_their_posts();
+
+-- Each fan-out step reads the next 1,000 followers by id. Without an index
+-- led by the followee and ordered by follower, it walked the primary key
+-- (follower first) past every other follow: 6 ms a step on the bench
+-- database, ten steps for 10,000 followers.
+CREATE INDEX follows_followee_follower_idx ON follows (followee_id, follower_id);
