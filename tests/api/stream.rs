@@ -278,6 +278,66 @@ async fn an_id_older_than_the_log_asks_for_a_resync() {
 }
 
 #[actix_web::test]
+async fn pruning_keeps_a_day_or_the_last_thousand_and_old_ids_then_resync() {
+    use rookery_actors::log::{KEEP_HOURS, KEEP_LAST};
+    let app = spawn_app().await;
+    let old = app.user("oldtimer").await; // KEEP_LAST + 10 events, all old
+    let few = app.user("fewold").await; // 5 events, all old
+    let fresh = app.user("freshone").await; // KEEP_LAST + 10 events, all recent
+    for (user, n, age_hours) in [
+        (&old, KEEP_LAST + 10, KEEP_HOURS * 2),
+        (&few, 5, KEEP_HOURS * 2),
+        (&fresh, KEEP_LAST + 10, 1),
+    ] {
+        sqlx::query("INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, $2)")
+            .bind(user.id)
+            .bind(n)
+            .execute(&app.db)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO user_events (user_id, id, kind, data, created_at)
+             SELECT $1, g, 'notification', '{}', now() - make_interval(hours => $3::int)
+             FROM generate_series(1, $2) g",
+        )
+        .bind(user.id)
+        .bind(n)
+        .bind(i32::try_from(age_hours).unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+
+    let streams = rookery_actors::log::prune(&app.db).await.unwrap();
+    assert_eq!(streams, 1, "only the old, long stream is pruned");
+    let kept = |user_id: i64| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT count(e.id), COALESCE(min(e.id), 0), s.pruned_through
+                 FROM user_event_seq s LEFT JOIN user_events e ON e.user_id = s.user_id
+                 WHERE s.user_id = $1 GROUP BY s.pruned_through",
+            )
+            .bind(user_id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(kept(old.id).await, (KEEP_LAST, 11, 10));
+    assert_eq!(kept(few.id).await, (5, 1, 0));
+    assert_eq!(kept(fresh.id).await, (KEEP_LAST + 10, 1, 0));
+
+    // Replaying from before what was kept asks for a resync; from the
+    // oldest kept event on, it replays.
+    let mut ws = connect(&app, &old.access, Some(5)).await;
+    assert_eq!(next_event(&mut ws).await["type"], "resync_required");
+    let mut ws = connect(&app, &old.access, Some(KEEP_LAST + 9)).await;
+    let event = next_event(&mut ws).await;
+    assert_eq!(event["id"], KEEP_LAST + 10);
+}
+
+#[actix_web::test]
 async fn client_messages_are_answered_and_bad_ones_named() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
