@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
+use crate::stream::follow;
 
 /// Fan-out happens in the background: wait (boundedly) until `check` holds.
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -47,19 +48,6 @@ async fn feed_ids(app: &TestApp, token: &str, query: &str) -> Vec<i64> {
         .collect()
 }
 
-async fn follow(app: &TestApp, token: &str, id: i64) {
-    assert_eq!(
-        app.put(
-            &format!("/api/v1/users/{id}/follow"),
-            Some(token),
-            &json!({})
-        )
-        .await
-        .status(),
-        200
-    );
-}
-
 #[actix_web::test]
 async fn the_feed_holds_followed_and_own_posts_newest_first() {
     let app = spawn_app().await;
@@ -85,11 +73,12 @@ async fn the_feed_holds_followed_and_own_posts_newest_first() {
     })
     .await;
     assert!(!feed_ids(&app, &alice.access, "").await.contains(&c1));
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM timelines WHERE user_id = $1")
-        .bind(alice.id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let rows = app
+        .count(
+            "SELECT count(*) FROM timelines WHERE user_id = $1",
+            alice.id,
+        )
+        .await;
     assert_eq!(rows, 2, "bob's posts were written out to alice's timeline");
 
     // Unfollowing takes bob's posts out at once; deleting takes a post out.
@@ -117,11 +106,8 @@ async fn the_feed_holds_followed_and_own_posts_newest_first() {
     .await;
     // Not only hidden on read: its timeline rows are gone.
     eventually("the deleted post's timeline rows removed", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM timelines WHERE post_id = $1")
-            .bind(b2)
-            .fetch_one(&app.db)
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", b2)
             .await
-            .unwrap()
             == 0
     })
     .await;
@@ -167,40 +153,38 @@ async fn hard_deletes_of_posts_and_users_still_empty_timelines() {
     app.create_post(&bob.access, "two").await;
     app.create_post(&carol.access, "carol's").await;
     outbox_drained(&app, "the fan-outs").await;
-    let rows = |sql: &'static str, id: i64| {
-        let db = app.db.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .bind(id)
-                .fetch_one(&db)
-                .await
-                .unwrap()
-        }
-    };
     const BY_POST: &str = "SELECT count(*) FROM timelines WHERE post_id = $1";
     const BY_READER: &str = "SELECT count(*) FROM timelines WHERE user_id = $1";
     const BY_AUTHOR: &str = "SELECT count(*) FROM timelines WHERE author_id = $1";
-    assert_eq!(rows(BY_POST, first).await, 2);
+    assert_eq!(app.count(BY_POST, first).await, 2);
 
     sqlx::query("DELETE FROM posts WHERE id = $1")
         .bind(first)
         .execute(&app.db)
         .await
         .unwrap();
-    assert_eq!(rows(BY_POST, first).await, 0);
-    assert_eq!(rows(BY_AUTHOR, bob.id).await, 2, "bob's other post stays");
+    assert_eq!(app.count(BY_POST, first).await, 0);
+    assert_eq!(
+        app.count(BY_AUTHOR, bob.id).await,
+        2,
+        "bob's other post stays"
+    );
 
     // Deleting bob takes his posts out of every timeline, and his own.
-    assert_eq!(rows(BY_READER, bob.id).await, 1);
+    assert_eq!(app.count(BY_READER, bob.id).await, 1);
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(bob.id)
         .execute(&app.db)
         .await
         .unwrap();
-    assert_eq!(rows(BY_AUTHOR, bob.id).await, 0);
-    assert_eq!(rows(BY_READER, bob.id).await, 0);
-    assert_eq!(rows(BY_READER, alice.id).await, 0);
-    assert_eq!(rows(BY_AUTHOR, carol.id).await, 0, "only bob read carol");
+    assert_eq!(app.count(BY_AUTHOR, bob.id).await, 0);
+    assert_eq!(app.count(BY_READER, bob.id).await, 0);
+    assert_eq!(app.count(BY_READER, alice.id).await, 0);
+    assert_eq!(
+        app.count(BY_AUTHOR, carol.id).await,
+        0,
+        "only bob read carol"
+    );
 }
 
 #[actix_web::test]
@@ -224,11 +208,9 @@ async fn authors_over_the_fanout_limit_are_merged_on_read() {
         .unwrap()
     })
     .await;
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM timelines WHERE post_id = $1")
-        .bind(post)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let written = app
+        .count("SELECT count(*) FROM timelines WHERE post_id = $1", post)
+        .await;
     assert_eq!(written, 0, "no fan-out for an author over the limit");
     for fan in &fans {
         assert_eq!(feed_ids(&app, &fan.access, "").await, vec![post]);
@@ -531,11 +513,8 @@ async fn a_post_reaches_followers_past_the_first_fan_out_chunk_exactly_once() {
     }
     let post_id = post["id"].as_i64().unwrap();
     eventually("every follower's timeline", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM timelines WHERE post_id = $1")
-            .bind(post_id)
-            .fetch_one(&app.db)
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", post_id)
             .await
-            .unwrap()
             == n
     })
     .await;

@@ -168,6 +168,16 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// The single `bigint` that `sql` (with `$1` bound to `id`) selects, such
+    /// as a count of rows.
+    pub async fn count(&self, sql: &str, id: i64) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     /// Creates a post and returns its JSON.
     pub async fn create_post(&self, token: &str, text: &str) -> Value {
         let res = self

@@ -16,11 +16,12 @@ pub type Ws =
 /// Waits (up to 10 s) until `user_id`'s event log holds `n` events.
 async fn wait_for_log(app: &TestApp, user_id: i64, n: i64) {
     for _ in 0..400 {
-        let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM user_events WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+        let logged = app
+            .count(
+                "SELECT count(*) FROM user_events WHERE user_id = $1",
+                user_id,
+            )
+            .await;
         if logged == n {
             return;
         }
@@ -235,29 +236,19 @@ async fn a_deleted_users_events_go_with_them_and_no_one_elses() {
     app.create_post(&bob.access, "for both").await;
     wait_for_log(&app, alice.id, 1).await;
     wait_for_log(&app, carol.id, 1).await;
-    let count = |table: &'static str, user_id: i64| {
-        let db = app.db.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(&format!(
-                "SELECT count(*) FROM {table} WHERE user_id = $1"
-            ))
-            .bind(user_id)
-            .fetch_one(&db)
-            .await
-            .unwrap()
-        }
-    };
-    assert_eq!(count("user_events", alice.id).await, 1);
-    assert_eq!(count("user_event_seq", alice.id).await, 1);
+    const EVENTS: &str = "SELECT count(*) FROM user_events WHERE user_id = $1";
+    const STREAMS: &str = "SELECT count(*) FROM user_event_seq WHERE user_id = $1";
+    assert_eq!(app.count(EVENTS, alice.id).await, 1);
+    assert_eq!(app.count(STREAMS, alice.id).await, 1);
 
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(alice.id)
         .execute(&app.db)
         .await
         .unwrap();
-    assert_eq!(count("user_events", alice.id).await, 0);
-    assert_eq!(count("user_event_seq", alice.id).await, 0);
-    assert_eq!(count("user_events", carol.id).await, 1);
+    assert_eq!(app.count(EVENTS, alice.id).await, 0);
+    assert_eq!(app.count(STREAMS, alice.id).await, 0);
+    assert_eq!(app.count(EVENTS, carol.id).await, 1);
 }
 
 #[actix_web::test]
