@@ -390,6 +390,40 @@ async fn oversized_and_binary_frames_close_the_connection() {
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Unsupported));
 }
 
+/// How many users have a session on the app's node.
+async fn online(app: &TestApp) -> usize {
+    app.engine
+        .registry()
+        .send(rookery_actors::registry::OnlineCount)
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_clients_close_is_answered_with_its_code_and_its_session_stops() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut ws = connect(&app, &alice.access, None).await;
+    assert_eq!(online(&app).await, 1);
+    ws.close(Some(CloseFrame {
+        code: CloseCode::Library(4000),
+        reason: "done".into(),
+    }))
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Library(4000)));
+    let mut left = online(&app).await;
+    for _ in 0..200 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        left = online(&app).await;
+    }
+    assert_eq!(left, 0, "the session actor stops with its last connection");
+}
+
 #[actix_web::test]
 async fn a_client_that_misses_pongs_is_closed() {
     let app = spawn_app_with(|s| s.ws_heartbeat = Duration::from_secs(1)).await;
