@@ -3,10 +3,11 @@
 //! order, keeps their heartbeats, and stops when the last one closes.
 //!
 //! Each connection has a bounded send queue, drained by the task that also
-//! reads the connection's frames, and a bounded overflow behind it that absorbs bursts (a large batch, a
-//! replay). A connection whose overflow passes its bound (a client that
-//! stopped reading) is cut with 1013 instead of buffering without bound; it
-//! catches up by reconnecting with `last_event_id`.
+//! reads the connection's frames, and a bounded overflow behind it that
+//! absorbs bursts (a large batch, a replay). A connection whose overflow
+//! passes its bound (a client that stopped reading) is cut with 1013 instead
+//! of buffering without bound; it catches up by reconnecting with
+//! `last_event_id`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -627,10 +628,11 @@ pub async fn serve_websocket(attachment: Attachment, mut ws: WsSession, stream: 
                         description: None,
                     }));
                 }
-                Some(Err(e)) => {
+                // A fixed reason: a close frame's reason must fit in 123 bytes.
+                Some(Err(_)) => {
                     break Some(CloseReason {
                         code: CloseCode::Protocol,
-                        description: Some(e.to_string()),
+                        description: Some("malformed WebSocket frame".into()),
                     });
                 }
                 // The connection is gone.
