@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response};
 use rookery::settings::Settings;
@@ -258,6 +258,23 @@ impl TestApp {
             access: tokens["access_token"].as_str().unwrap().to_owned(),
             refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
         }
+    }
+}
+
+/// Waits (up to 10 s) until `check` holds: for work the server does in the
+/// background, such as fan-out or a session stopping.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

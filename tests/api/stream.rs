@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, TestApp};
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -413,15 +413,11 @@ async fn a_clients_close_is_answered_with_its_code_and_its_session_stops() {
     .await
     .unwrap();
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Library(4000)));
-    let mut left = online(&app).await;
-    for _ in 0..200 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        left = online(&app).await;
-    }
-    assert_eq!(left, 0, "the session actor stops with its last connection");
+    eventually(
+        "the session actor to stop with its last connection",
+        || async { online(&app).await == 0 },
+    )
+    .await;
 }
 
 #[actix_web::test]
