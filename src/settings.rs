@@ -22,6 +22,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
 pub const DEFAULT_FANOUT_LIMIT: i64 = 10_000;
+pub const DEFAULT_TIMELINE_WRITE_DELAY_MS: u64 = 1000;
+pub const MAX_TIMELINE_WRITE_DELAY_MS: u64 = 60_000;
 pub const DEFAULT_MAX_LINKS: usize = 5;
 pub const DEFAULT_MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MEDIA_DIR: &str = "./data/media";
@@ -193,6 +195,15 @@ pub struct SettingsArgs {
     /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
     #[arg(long, env = "FANOUT_LIMIT", value_name = "FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
     pub fanout_limit: i64,
+    /// Milliseconds a new post's timeline write waits after its followers were told live, so the bulk insert does not compete with the delivery.
+    #[arg(
+        long,
+        env = "ROOKERY_TIMELINE_WRITE_DELAY_MS",
+        value_name = "ROOKERY_TIMELINE_WRITE_DELAY_MS",
+        global = true,
+        default_value_t = DEFAULT_TIMELINE_WRITE_DELAY_MS
+    )]
+    pub timeline_write_delay_ms: u64,
     /// Seconds between WebSocket pings; a connection that misses two pongs is closed.
     #[arg(
         long,
@@ -332,6 +343,7 @@ pub struct Settings {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub fanout_limit: i64,
+    pub timeline_write_delay: Duration,
     pub ws_heartbeat: Duration,
     pub ws_send_queue: usize,
     /// The moderation analyzer's blocked terms (from the list and the file).
@@ -596,6 +608,12 @@ impl Settings {
                 reason: "must be 0 or more".into(),
             });
         }
+        if args.timeline_write_delay_ms > MAX_TIMELINE_WRITE_DELAY_MS {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_TIMELINE_WRITE_DELAY_MS",
+                reason: format!("must be 0 to {MAX_TIMELINE_WRITE_DELAY_MS} milliseconds"),
+            });
+        }
         if !(1..=3650).contains(&args.refresh_token_ttl_days) {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
@@ -632,6 +650,7 @@ impl Settings {
             access_token_ttl: Duration::from_secs(args.access_token_ttl),
             refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_days * 24 * 3600),
             fanout_limit: args.fanout_limit,
+            timeline_write_delay: Duration::from_millis(args.timeline_write_delay_ms),
             ws_heartbeat: Duration::from_secs(args.ws_heartbeat),
             ws_send_queue: args.ws_send_queue,
             blocked_terms,
@@ -702,6 +721,27 @@ mod tests {
     fn bad_log_filter_is_named() {
         let err = parse(&["--database-url", "postgres://x/y", "--log", "=,=[["]).unwrap_err();
         assert!(err.to_string().starts_with("ROOKERY_LOG"), "{err}");
+    }
+
+    #[test]
+    fn timeline_write_delay_is_bounded() {
+        let s = parse(&["--database-url", "postgres://x/y"]).unwrap();
+        assert_eq!(
+            s.timeline_write_delay,
+            Duration::from_millis(DEFAULT_TIMELINE_WRITE_DELAY_MS)
+        );
+        let err = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--timeline-write-delay-ms",
+            "60001",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ROOKERY_TIMELINE_WRITE_DELAY_MS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Application {
             db.clone(),
             EngineConfig {
                 fanout_limit: settings.fanout_limit,
+                timeline_write_delay: settings.timeline_write_delay,
                 session: SessionConfig {
                     heartbeat: settings.ws_heartbeat,
                     send_queue: settings.ws_send_queue,

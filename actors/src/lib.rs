@@ -30,6 +30,9 @@ pub use events::{DomainEvent, ReactionKind};
 pub struct EngineConfig {
     /// Authors with more followers than this are merged into timelines on read.
     pub fanout_limit: i64,
+    /// How long a new post's timeline write waits after the last of its
+    /// followers was told live (see [`feed::FeedHandler`]).
+    pub timeline_write_delay: std::time::Duration,
     /// Events handled per transaction.
     pub batch_size: i64,
     /// How often supervisors look for work nobody poked them about
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             fanout_limit: 10_000,
+            timeline_write_delay: std::time::Duration::from_secs(1),
             batch_size: 200,
             poll_interval: std::time::Duration::from_millis(500),
             session: session::SessionConfig::default(),
@@ -100,6 +104,7 @@ impl Engine {
         let feed = Supervisor::start(move |_| {
             let handler = feed::FeedHandler {
                 fanout_limit: feed_cfg.fanout_limit,
+                timeline_write_delay: feed_cfg.timeline_write_delay,
             };
             supervisor::Consumer::new(feed_db.clone(), feed_registry.clone(), handler, &feed_cfg)
         });

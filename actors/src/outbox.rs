@@ -3,7 +3,10 @@
 //! An event is recorded in the same transaction as the change it announces,
 //! with one pending row per consumer that must handle it. Each consumer locks
 //! and deletes only its own pending rows, so consumers never skip each
-//! other's work, and one consumer of a kind sees events in id order.
+//! other's work, and one consumer of a kind sees events in id order, except
+//! those recorded with a wait ([`record_after`]), which come when it is over.
+
+use std::time::Duration;
 
 use sqlx::PgConnection;
 
@@ -30,17 +33,32 @@ impl ConsumerKind {
 /// Records an event in the caller's transaction: it exists if and only if the
 /// change it announces was committed.
 pub async fn record(tx: &mut PgConnection, event: &DomainEvent) -> Result<(), sqlx::Error> {
+    record_after(tx, event, Duration::ZERO).await
+}
+
+/// Records an event that its consumers take up no sooner than `delay` after
+/// this transaction began (by the database's clock, which every node shares).
+/// Only for events whose handling reads the current state rather than relying
+/// on their place in the order, since later events may be handled first.
+pub async fn record_after(
+    tx: &mut PgConnection,
+    event: &DomainEvent,
+    delay: Duration,
+) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let consumers: Vec<String> = event
         .consumers()
         .iter()
         .map(|c| c.as_str().to_owned())
         .collect();
+    let delay_secs = (!delay.is_zero()).then_some(delay.as_secs_f64());
     sqlx::query!(
         "WITH e AS (INSERT INTO domain_events (payload) VALUES ($1) RETURNING id)
-         INSERT INTO outbox_pending (consumer, event_id) SELECT c, e.id FROM e, unnest($2::text[]) AS c",
+         INSERT INTO outbox_pending (consumer, event_id, not_before)
+         SELECT c, e.id, now() + make_interval(secs => $3) FROM e, unnest($2::text[]) AS c",
         payload,
-        &consumers
+        &consumers,
+        delay_secs
     )
     .execute(&mut *tx)
     .await?;
@@ -52,10 +70,11 @@ pub struct Claimed {
     pub event: Option<DomainEvent>,
 }
 
-/// Locks the oldest events this consumer has not handled. SKIP LOCKED lets
-/// several nodes share the work without handling an event twice. The feed
-/// and notification consumers stop short of the first event moderation has
-/// not passed, so they never act on text before moderation has seen it.
+/// Locks the oldest events this consumer has not handled and whose wait (if
+/// any) is over. SKIP LOCKED lets several nodes share the work without
+/// handling an event twice. The feed and notification consumers stop short
+/// of the first event moderation has not passed, so they never act on text
+/// before moderation has seen it.
 pub async fn claim(
     tx: &mut PgConnection,
     consumer: ConsumerKind,
@@ -65,6 +84,7 @@ pub async fn claim(
         "SELECT p.event_id AS id, e.payload FROM outbox_pending p
          JOIN domain_events e ON e.id = p.event_id
          WHERE p.consumer = $1
+           AND (p.not_before IS NULL OR p.not_before <= now())
            AND ($1 = 'moderation' OR p.event_id < COALESCE(
                  (SELECT min(m.event_id) FROM outbox_pending m WHERE m.consumer = 'moderation'),
                  9223372036854775807))

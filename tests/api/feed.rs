@@ -578,3 +578,59 @@ async fn a_supervisor_batch_cut_off_midway_is_retried_whole() {
     .unwrap();
     assert_eq!(logged, 2);
 }
+
+#[actix_web::test]
+async fn the_timeline_write_waits_until_after_the_live_delivery_and_reads_the_state_then() {
+    let app = spawn_app_with(|s| s.timeline_write_delay = Duration::from_secs(2)).await;
+    let author = app.user("author").await;
+    let fan = app.user("fan").await;
+    follow(&app, &fan.access, author.id).await;
+    let mut ws = crate::stream::connect(&app, &fan.access, None).await;
+
+    let kept = app.create_post(&author.access, "kept").await["id"]
+        .as_i64()
+        .unwrap();
+    let live = crate::stream::next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(live["data"]["post_id"], kept);
+    // Told live, but not yet written out: the write waits its two seconds,
+    // measured from the step that recorded it.
+    let wait: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM p.not_before - e.created_at)::float8
+         FROM outbox_pending p JOIN domain_events e ON e.id = p.event_id
+         WHERE e.payload->>'type' = 'timeline_write'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(wait, vec![2.0], "one timeline write, two seconds out");
+    assert_eq!(
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", kept)
+            .await,
+        0
+    );
+
+    // A post deleted during the wait is never written out: the write reads
+    // the post when it runs, after the delete was handled.
+    let gone = app.create_post(&author.access, "gone").await["id"]
+        .as_i64()
+        .unwrap();
+    let live = crate::stream::next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(live["data"]["post_id"], gone);
+    assert_eq!(
+        app.delete(&format!("/api/v1/posts/{gone}"), Some(&author.access))
+            .await
+            .status(),
+        204
+    );
+    outbox_drained(&app, "both timeline writes, after their wait").await;
+    assert_eq!(
+        feed_ids(&app, &fan.access, "").await,
+        vec![kept],
+        "the kept post is in the fan's timeline, the deleted one is not"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM timelines WHERE user_id = $1", fan.id)
+            .await,
+        1
+    );
+}
