@@ -1,8 +1,8 @@
-//! Database pool gauges, read at scrape time.
+//! Database pool gauges and supervisor restarts, read at scrape time.
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGauge, Opts};
+use prometheus::{IntCounterVec, IntGauge, Opts};
 use sqlx::PgPool;
 
 pub struct PoolCollector {
@@ -55,5 +55,42 @@ impl Collector for PoolCollector {
             .into_iter()
             .flat_map(|g| g.collect())
             .collect()
+    }
+}
+
+/// `rookery_supervisor_restarts_total{supervisor}`: how often each of the
+/// engine's supervisors was found stuck and restarted.
+pub struct SupervisorCollector {
+    engine: rookery_actors::Engine,
+    restarts: IntCounterVec,
+}
+
+impl SupervisorCollector {
+    pub fn new(engine: rookery_actors::Engine) -> Self {
+        let opts = Opts::new(
+            "supervisor_restarts_total",
+            "Times a supervisor was found stuck and restarted",
+        )
+        .namespace("rookery");
+        Self {
+            engine,
+            // The name and label are constants, valid by construction.
+            restarts: IntCounterVec::new(opts, &["supervisor"]).expect("valid counter"),
+        }
+    }
+}
+
+impl Collector for SupervisorCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.restarts.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        // The engine keeps the totals; the counter only carries them out.
+        self.restarts.reset();
+        for (name, n) in self.engine.supervisor_restarts() {
+            self.restarts.with_label_values(&[name]).inc_by(n);
+        }
+        self.restarts.collect()
     }
 }

@@ -24,6 +24,8 @@ pub const DEFAULT_REFRESH_TOKEN_TTL_DAYS: u64 = 30;
 pub const DEFAULT_FANOUT_LIMIT: i64 = 10_000;
 pub const DEFAULT_TIMELINE_WRITE_DELAY_MS: u64 = 1000;
 pub const MAX_TIMELINE_WRITE_DELAY_MS: u64 = 60_000;
+pub const DEFAULT_SUPERVISOR_BATCH_TIMEOUT_SECS: u64 = 60;
+pub const MAX_SUPERVISOR_BATCH_TIMEOUT_SECS: u64 = 3600;
 pub const DEFAULT_MAX_LINKS: usize = 5;
 pub const DEFAULT_MEDIA_MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const DEFAULT_MEDIA_DIR: &str = "./data/media";
@@ -204,6 +206,15 @@ pub struct SettingsArgs {
         default_value_t = DEFAULT_TIMELINE_WRITE_DELAY_MS
     )]
     pub timeline_write_delay_ms: u64,
+    /// Seconds a supervisor's batch may run before the supervisor is taken as stuck and restarted (its batch rolled back and retried).
+    #[arg(
+        long,
+        env = "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
+        value_name = "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
+        global = true,
+        default_value_t = DEFAULT_SUPERVISOR_BATCH_TIMEOUT_SECS
+    )]
+    pub supervisor_batch_timeout: u64,
     /// Seconds between WebSocket pings; a connection that misses two pongs is closed.
     #[arg(
         long,
@@ -344,6 +355,7 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     pub fanout_limit: i64,
     pub timeline_write_delay: Duration,
+    pub supervisor_batch_timeout: Duration,
     pub ws_heartbeat: Duration,
     pub ws_send_queue: usize,
     /// The moderation analyzer's blocked terms (from the list and the file).
@@ -614,6 +626,12 @@ impl Settings {
                 reason: format!("must be 0 to {MAX_TIMELINE_WRITE_DELAY_MS} milliseconds"),
             });
         }
+        if !(1..=MAX_SUPERVISOR_BATCH_TIMEOUT_SECS).contains(&args.supervisor_batch_timeout) {
+            return Err(SettingsError::Invalid {
+                var: "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
+                reason: format!("must be 1 to {MAX_SUPERVISOR_BATCH_TIMEOUT_SECS} seconds"),
+            });
+        }
         if !(1..=3650).contains(&args.refresh_token_ttl_days) {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
@@ -651,6 +669,7 @@ impl Settings {
             refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_days * 24 * 3600),
             fanout_limit: args.fanout_limit,
             timeline_write_delay: Duration::from_millis(args.timeline_write_delay_ms),
+            supervisor_batch_timeout: Duration::from_secs(args.supervisor_batch_timeout),
             ws_heartbeat: Duration::from_secs(args.ws_heartbeat),
             ws_send_queue: args.ws_send_queue,
             blocked_terms,
@@ -742,6 +761,24 @@ mod tests {
                 .starts_with("ROOKERY_TIMELINE_WRITE_DELAY_MS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn supervisor_batch_timeout_is_bounded() {
+        for bad in ["0", "3601"] {
+            let err = parse(&[
+                "--database-url",
+                "postgres://x/y",
+                "--supervisor-batch-timeout",
+                bad,
+            ])
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("ROOKERY_SUPERVISOR_BATCH_TIMEOUT"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

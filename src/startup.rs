@@ -20,7 +20,7 @@ use crate::compat;
 use crate::error;
 use crate::events::EventSink;
 use crate::media::{self, MediaService};
-use crate::metrics::PoolCollector;
+use crate::metrics::{PoolCollector, SupervisorCollector};
 use crate::ratelimit::LoginLimiter;
 use crate::settings::{CorsOrigins, Settings};
 use crate::state::AppState;
@@ -82,6 +82,7 @@ impl Application {
             EngineConfig {
                 fanout_limit: settings.fanout_limit,
                 timeline_write_delay: settings.timeline_write_delay,
+                batch_timeout: settings.supervisor_batch_timeout,
                 session: SessionConfig {
                     heartbeat: settings.ws_heartbeat,
                     send_queue: settings.ws_send_queue,
@@ -215,6 +216,9 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
     let registry = prometheus::Registry::new();
     registry
         .register(Box::new(PoolCollector::new(state.db.clone())))
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    registry
+        .register(Box::new(SupervisorCollector::new(state.engine.clone())))
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
     let prometheus = PrometheusMetricsBuilder::new("rookery")
         .registry(registry)

@@ -20,6 +20,8 @@ pub mod registry;
 pub mod session;
 mod supervisor;
 
+use supervisor::EventHandler as _;
+
 use actix::{Addr, Supervisor};
 use sqlx::PgPool;
 
@@ -38,6 +40,10 @@ pub struct EngineConfig {
     /// How often supervisors look for work nobody poked them about
     /// (events written by other nodes, or left by a crash).
     pub poll_interval: std::time::Duration,
+    /// A supervisor whose batch runs longer than this is taken as stuck (a
+    /// dead database connection, a lock never released): it stops, and actix
+    /// restarts it without the batch, whose uncommitted work is rolled back.
+    pub batch_timeout: std::time::Duration,
     pub session: session::SessionConfig,
     /// The rules the moderation supervisor applies.
     pub analyzer: std::sync::Arc<analyzer::Analyzer>,
@@ -54,6 +60,7 @@ impl Default for EngineConfig {
             timeline_write_delay: std::time::Duration::from_secs(1),
             batch_size: 200,
             poll_interval: std::time::Duration::from_millis(500),
+            batch_timeout: std::time::Duration::from_secs(60),
             session: session::SessionConfig::default(),
             analyzer: std::sync::Arc::new(analyzer::Analyzer::new::<&str>(&[], Some(5))),
             redis: None,
@@ -80,6 +87,7 @@ pub struct Engine {
     feed: Addr<supervisor::Consumer<feed::FeedHandler>>,
     notifications: Addr<supervisor::Consumer<notifications::NotificationHandler>>,
     moderation: Addr<supervisor::Consumer<moderation::ModerationHandler>>,
+    restarts: [(&'static str, supervisor::Restarts); 3],
 }
 
 impl Engine {
@@ -100,6 +108,18 @@ impl Engine {
             }
             None => bus::Bus::local(registry.clone()),
         };
+        let restarts = [
+            (
+                moderation::ModerationHandler::NAME,
+                supervisor::Restarts::default(),
+            ),
+            (feed::FeedHandler::NAME, supervisor::Restarts::default()),
+            (
+                notifications::NotificationHandler::NAME,
+                supervisor::Restarts::default(),
+            ),
+        ];
+        let [(_, moderation_restarts), (_, feed_restarts), (_, notify_restarts)] = restarts.clone();
         let (feed_db, feed_cfg, feed_registry) = (db.clone(), config.clone(), bus.clone());
         let feed = Supervisor::start(move |_| {
             let handler = feed::FeedHandler {
@@ -107,6 +127,7 @@ impl Engine {
                 timeline_write_delay: feed_cfg.timeline_write_delay,
             };
             supervisor::Consumer::new(feed_db.clone(), feed_registry.clone(), handler, &feed_cfg)
+                .with_restarts(feed_restarts.clone())
         });
         let (notify_db, notify_cfg, notify_registry) = (db.clone(), config.clone(), bus.clone());
         let notifications = Supervisor::start(move |_| {
@@ -117,6 +138,7 @@ impl Engine {
                 handler,
                 &notify_cfg,
             )
+            .with_restarts(notify_restarts.clone())
         });
         let downstream = vec![feed.clone().recipient(), notifications.clone().recipient()];
         let moderation_registry = bus;
@@ -126,6 +148,7 @@ impl Engine {
             };
             supervisor::Consumer::new(db.clone(), moderation_registry.clone(), handler, &config)
                 .with_downstream(downstream.clone())
+                .with_restarts(moderation_restarts.clone())
         });
         Self {
             db: db_handle,
@@ -134,7 +157,13 @@ impl Engine {
             feed,
             notifications,
             moderation,
+            restarts,
         }
+    }
+
+    /// How many times each supervisor was restarted since start-up, by name.
+    pub fn supervisor_restarts(&self) -> [(&'static str, u64); 3] {
+        self.restarts.each_ref().map(|(name, n)| (*name, n.get()))
     }
 
     /// Attaches a client of `user_id` to its session: see [`session::attach`].

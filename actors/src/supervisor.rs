@@ -3,7 +3,9 @@
 //! interval passes. State is owned by the actor; nothing is shared.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -43,6 +45,17 @@ struct Done {
     more: bool,
 }
 
+/// How many times a supervisor was restarted: written by the supervisor, read
+/// by the metrics endpoint (a counter, not state the two share).
+#[derive(Clone, Default)]
+pub struct Restarts(Arc<AtomicU64>);
+
+impl Restarts {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// "New events are committed."
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -56,8 +69,11 @@ pub struct Consumer<H: EventHandler> {
     downstream: Vec<Recipient<Poke>>,
     batch_size: i64,
     poll_interval: Duration,
-    busy: bool,
+    batch_timeout: Duration,
+    /// When the running batch began; `None` when none is running.
+    running_since: Option<Instant>,
     poked_while_busy: bool,
+    restarts: Restarts,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -69,9 +85,17 @@ impl<H: EventHandler> Consumer<H> {
             downstream: Vec::new(),
             batch_size: config.batch_size.max(1),
             poll_interval: config.poll_interval,
-            busy: false,
+            batch_timeout: config.batch_timeout,
+            running_since: None,
             poked_while_busy: false,
+            restarts: Restarts::default(),
         }
+    }
+
+    /// Counts this supervisor's restarts in `restarts`.
+    pub fn with_restarts(mut self, restarts: Restarts) -> Self {
+        self.restarts = restarts;
+        self
     }
 
     /// Pokes `downstream` whenever a batch has committed.
@@ -81,11 +105,11 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     fn kick(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
+        if self.running_since.is_some() {
             self.poked_while_busy = true;
             return;
         }
-        self.busy = true;
+        self.running_since = Some(Instant::now());
         let batch = run_batch(
             self.db.clone(),
             self.bus.clone(),
@@ -93,7 +117,7 @@ impl<H: EventHandler> Consumer<H> {
             self.batch_size,
         );
         ctx.spawn(batch.into_actor(self).map(|result, act, ctx| {
-            act.busy = false;
+            act.running_since = None;
             let again = std::mem::take(&mut act.poked_while_busy);
             if matches!(result, Ok(Done { handled, .. }) if handled > 0) {
                 for next in &act.downstream {
@@ -117,7 +141,24 @@ impl<H: EventHandler> Actor for Consumer<H> {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Pokes are idempotent: a small mailbox is enough, and a full one drops nothing that matters.
         ctx.set_mailbox_capacity(16);
-        ctx.run_interval(self.poll_interval, |act, ctx| act.kick(ctx));
+        ctx.run_interval(self.poll_interval, |act, ctx| {
+            if act
+                .running_since
+                .is_some_and(|since| since.elapsed() > act.batch_timeout)
+            {
+                tracing::error!(
+                    supervisor = H::NAME,
+                    timeout_ms = act.batch_timeout.as_millis(),
+                    "batch stuck; restarting the supervisor"
+                );
+                // The Supervisor starts this actor again; the batch's future
+                // is dropped with the old context and its transaction rolled
+                // back, so its events are claimed again once their locks go.
+                ctx.stop();
+                return;
+            }
+            act.kick(ctx);
+        });
         self.kick(ctx);
     }
 }
@@ -125,7 +166,9 @@ impl<H: EventHandler> Actor for Consumer<H> {
 impl<H: EventHandler> Supervised for Consumer<H> {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(supervisor = H::NAME, "restarting");
-        self.busy = false;
+        self.running_since = None;
+        self.poked_while_busy = false;
+        self.restarts.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -634,3 +634,68 @@ async fn the_timeline_write_waits_until_after_the_live_delivery_and_reads_the_st
         1
     );
 }
+
+/// The supervisor restarts counted by `/metrics`, by supervisor.
+async fn supervisor_restarts(app: &TestApp) -> std::collections::HashMap<String, u64> {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("rookery_supervisor_restarts_total{supervisor=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(name, n)| (name.to_owned(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_stuck_supervisor_is_restarted_and_its_event_handled_once() {
+    let app = spawn_app_with(|s| s.supervisor_batch_timeout = Duration::from_secs(1)).await;
+    let author = app.user("author").await;
+    let fan = app.user("fan").await;
+    follow(&app, &fan.access, author.id).await;
+    outbox_drained(&app, "the follow handled").await;
+    let zero: std::collections::HashMap<String, u64> = ["moderation", "feed", "notifications"]
+        .into_iter()
+        .map(|name| (name.to_owned(), 0))
+        .collect();
+    assert_eq!(supervisor_restarts(&app).await, zero);
+
+    // Holding the fan's stream counter makes the feed supervisor's fan-out
+    // step wait, as a lost database connection or a stuck lock would.
+    let mut hold = app.db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, 0)
+         ON CONFLICT (user_id) DO UPDATE SET last_id = user_event_seq.last_id",
+    )
+    .bind(fan.id)
+    .execute(&mut *hold)
+    .await
+    .unwrap();
+    let post = app.create_post(&author.access, "held up").await["id"]
+        .as_i64()
+        .unwrap();
+    eventually("the stuck feed supervisor restarted", || async {
+        supervisor_restarts(&app).await["feed"] >= 1
+    })
+    .await;
+    let restarts = supervisor_restarts(&app).await;
+    assert_eq!(
+        (restarts["moderation"], restarts["notifications"]),
+        (0, 0),
+        "the other supervisors are not touched"
+    );
+
+    // Once the lock is gone, the event the stuck batch had claimed (and never
+    // committed) is handled by the restarted supervisor, exactly once.
+    hold.rollback().await.unwrap();
+    outbox_drained(&app, "the held-up post handled").await;
+    let told = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM user_events
+         WHERE user_id = $1 AND kind = 'feed.post' AND (data->>'post_id')::bigint = $2",
+    )
+    .bind(fan.id)
+    .bind(post)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(told, 1, "the fan is told of the post once");
+    assert_eq!(feed_ids(&app, &fan.access, "").await, vec![post]);
+}
