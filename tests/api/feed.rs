@@ -579,34 +579,72 @@ async fn a_supervisor_batch_cut_off_midway_is_retried_whole() {
     assert_eq!(logged, 2);
 }
 
+/// The waits (in seconds) of the timeline writes recorded for `post`.
+async fn timeline_write_waits(app: &TestApp, post: i64) -> Vec<f64> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM p.not_before - e.created_at)::float8
+         FROM outbox_pending p JOIN domain_events e ON e.id = p.event_id
+         WHERE e.payload->>'type' = 'timeline_write' AND (e.payload->>'post_id')::bigint = $1
+           AND p.not_before IS NOT NULL",
+    )
+    .bind(post)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
 #[actix_web::test]
-async fn the_timeline_write_waits_until_after_the_live_delivery_and_reads_the_state_then() {
+async fn a_large_fan_out_writes_timelines_after_a_wait_and_reads_the_state_then() {
     let app = spawn_app_with(|s| s.timeline_write_delay = Duration::from_secs(2)).await;
     let author = app.user("author").await;
     let fan = app.user("fan").await;
     follow(&app, &fan.access, author.id).await;
     let mut ws = crate::stream::connect(&app, &fan.access, None).await;
 
+    // With one step's worth of followers, the rows are written at once: the
+    // fan who reloads on the live event finds the post.
+    let small = app.create_post(&author.access, "to one fan").await["id"]
+        .as_i64()
+        .unwrap();
+    let live = crate::stream::next_of_type(&mut ws, "feed.post").await;
+    assert_eq!(live["data"]["post_id"], small);
+    // The step that told the fan also recorded the write, without a wait.
+    assert!(timeline_write_waits(&app, small).await.is_empty());
+    eventually("the one-step timeline write", || async {
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", small)
+            .await
+            == 1
+    })
+    .await;
+
+    // One follower more than a step: the write waits its two seconds,
+    // measured from the step that recorded it.
+    sqlx::query(
+        "WITH crowd AS (
+             INSERT INTO users (username, password_hash)
+             SELECT 'crowd' || g, 'x' FROM generate_series(1, $1) g RETURNING id)
+         INSERT INTO follows (follower_id, followee_id) SELECT id, $2 FROM crowd",
+    )
+    .bind(rookery_actors::feed::FANOUT_CHUNK)
+    .bind(author.id)
+    .execute(&app.db)
+    .await
+    .unwrap();
     let kept = app.create_post(&author.access, "kept").await["id"]
         .as_i64()
         .unwrap();
     let live = crate::stream::next_of_type(&mut ws, "feed.post").await;
     assert_eq!(live["data"]["post_id"], kept);
-    // Told live, but not yet written out: the write waits its two seconds,
-    // measured from the step that recorded it.
-    let wait: Vec<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM p.not_before - e.created_at)::float8
-         FROM outbox_pending p JOIN domain_events e ON e.id = p.event_id
-         WHERE e.payload->>'type' = 'timeline_write'",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(wait, vec![2.0], "one timeline write, two seconds out");
+    eventually("the kept post's timeline write recorded", || async {
+        !timeline_write_waits(&app, kept).await.is_empty()
+    })
+    .await;
+    assert_eq!(timeline_write_waits(&app, kept).await, vec![2.0]);
     assert_eq!(
         app.count("SELECT count(*) FROM timelines WHERE post_id = $1", kept)
             .await,
-        0
+        0,
+        "told live, not yet written out"
     );
 
     // A post deleted during the wait is never written out: the write reads
@@ -614,8 +652,10 @@ async fn the_timeline_write_waits_until_after_the_live_delivery_and_reads_the_st
     let gone = app.create_post(&author.access, "gone").await["id"]
         .as_i64()
         .unwrap();
-    let live = crate::stream::next_of_type(&mut ws, "feed.post").await;
-    assert_eq!(live["data"]["post_id"], gone);
+    eventually("the gone post's timeline write recorded", || async {
+        !timeline_write_waits(&app, gone).await.is_empty()
+    })
+    .await;
     assert_eq!(
         app.delete(&format!("/api/v1/posts/{gone}"), Some(&author.access))
             .await
@@ -625,13 +665,18 @@ async fn the_timeline_write_waits_until_after_the_live_delivery_and_reads_the_st
     outbox_drained(&app, "both timeline writes, after their wait").await;
     assert_eq!(
         feed_ids(&app, &fan.access, "").await,
-        vec![kept],
+        vec![kept, small],
         "the kept post is in the fan's timeline, the deleted one is not"
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM timelines WHERE user_id = $1", fan.id)
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", kept)
             .await,
-        1
+        rookery_actors::feed::FANOUT_CHUNK + 1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM timelines WHERE post_id = $1", gone)
+            .await,
+        0
     );
 }
 
