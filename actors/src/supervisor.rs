@@ -1,6 +1,8 @@
 //! The consumer actor shared by the supervisors: it drains the outbox in
 //! batches, one transaction per batch, whenever it is poked or its poll
-//! interval passes. State is owned by the actor; nothing is shared.
+//! interval passes. State is owned by the actor; only its restart count is
+//! read from outside, by the metrics endpoint. A batch that runs past its
+//! timeout makes the actor stop, and its `Supervisor` starts it again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +48,7 @@ struct Done {
 }
 
 /// How many times a supervisor was restarted: written by the supervisor, read
-/// by the metrics endpoint (a counter, not state the two share).
+/// by the metrics endpoint.
 #[derive(Clone, Default)]
 pub struct Restarts(Arc<AtomicU64>);
 
