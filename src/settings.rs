@@ -197,7 +197,7 @@ pub struct SettingsArgs {
     /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
     #[arg(long, env = "FANOUT_LIMIT", value_name = "FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
     pub fanout_limit: i64,
-    /// Milliseconds a new post's timeline write waits after its followers were told live, when they were more than one fan-out step (1,000), so the bulk insert does not compete with the delivery.
+    /// Milliseconds a new post's timeline write waits after its followers were told live, when the fan-out took more than one step (1,000 followers or more), so the bulk insert does not compete with the delivery.
     #[arg(
         long,
         env = "ROOKERY_TIMELINE_WRITE_DELAY_MS",
