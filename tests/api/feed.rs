@@ -17,6 +17,47 @@ async fn outbox_drained(app: &TestApp, what: &str) {
     .await;
 }
 
+/// Makes `n` new users who follow `author_id`, straight in the database;
+/// their ids, lowest first.
+async fn add_followers(app: &TestApp, author_id: i64, n: i64) -> Vec<i64> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "WITH crowd AS (
+             INSERT INTO users (username, password_hash)
+             SELECT 'crowd' || g, 'x' FROM generate_series(1, $1) g RETURNING id)
+         INSERT INTO follows (follower_id, followee_id) SELECT id, $2 FROM crowd
+         RETURNING follower_id",
+    )
+    .bind(n)
+    .bind(author_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    ids.sort_unstable();
+    ids
+}
+
+/// Locks `user_id`'s stream counter until the transaction ends, so the feed
+/// supervisor's next append to that user's log waits on it.
+async fn hold_stream_counter(
+    app: &TestApp,
+    user_id: i64,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    sqlx::query(
+        "INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let mut hold = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM user_event_seq WHERE user_id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    hold
+}
+
 async fn feed_ids(app: &TestApp, token: &str, query: &str) -> Vec<i64> {
     let page: Value = app
         .get(&format!("/api/v1/feed?{query}"), Some(token))
@@ -467,19 +508,7 @@ async fn a_post_reaches_followers_past_the_first_fan_out_chunk_exactly_once() {
     let app = spawn_app().await;
     let author = app.user("author").await;
     let n = rookery_actors::feed::FANOUT_CHUNK + 1;
-    let fans: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO users (username, password_hash) SELECT 'fan' || g, 'x' FROM generate_series(1, $1) g RETURNING id",
-    )
-    .bind(n)
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO follows (follower_id, followee_id) SELECT unnest($1::bigint[]), $2")
-        .bind(&fans)
-        .bind(author.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    let fans = add_followers(&app, author.id, n).await;
     let keys = rookery::accounts::JwtKeys::new(
         &crate::helpers::JWT_SECRET.into(),
         Duration::from_secs(900),
@@ -528,19 +557,7 @@ async fn a_supervisor_batch_cut_off_midway_is_retried_whole() {
     let bob = app.user("bobby").await;
     follow(&app, &bob.access, alice.id).await;
     let mut ws = crate::stream::connect(&app, &bob.access, None).await;
-    sqlx::query(
-        "INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-    )
-    .bind(bob.id)
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let mut hold = app.db.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM user_event_seq WHERE user_id = $1 FOR UPDATE")
-        .bind(bob.id)
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_stream_counter(&app, bob.id).await;
 
     let post = app.create_post(&alice.access, "held up").await;
     eventually(
@@ -619,17 +636,7 @@ async fn a_large_fan_out_writes_timelines_after_a_wait_and_reads_the_state_then(
 
     // One follower more than a step: the write waits its two seconds,
     // measured from the step that recorded it.
-    sqlx::query(
-        "WITH crowd AS (
-             INSERT INTO users (username, password_hash)
-             SELECT 'crowd' || g, 'x' FROM generate_series(1, $1) g RETURNING id)
-         INSERT INTO follows (follower_id, followee_id) SELECT id, $2 FROM crowd",
-    )
-    .bind(rookery_actors::feed::FANOUT_CHUNK)
-    .bind(author.id)
-    .execute(&app.db)
-    .await
-    .unwrap();
+    add_followers(&app, author.id, rookery_actors::feed::FANOUT_CHUNK).await;
     let kept = app.create_post(&author.access, "kept").await["id"]
         .as_i64()
         .unwrap();
@@ -705,15 +712,7 @@ async fn a_stuck_supervisor_is_restarted_and_its_event_handled_once() {
 
     // Holding the fan's stream counter makes the feed supervisor's fan-out
     // step wait, as a lost database connection or a stuck lock would.
-    let mut hold = app.db.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO user_event_seq (user_id, last_id) VALUES ($1, 0)
-         ON CONFLICT (user_id) DO UPDATE SET last_id = user_event_seq.last_id",
-    )
-    .bind(fan.id)
-    .execute(&mut *hold)
-    .await
-    .unwrap();
+    let hold = hold_stream_counter(&app, fan.id).await;
     let post = app.create_post(&author.access, "held up").await["id"]
         .as_i64()
         .unwrap();
