@@ -1,12 +1,18 @@
 //! The connection pool and the embedded migrations.
 
+use std::time::Duration;
+
 use secrecy::ExposeSecret as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection as _;
 use sqlx::PgPool;
 
 use crate::settings::Settings;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A connection idle longer than this is pinged before it is handed out.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// A lazy pool: start-up does not wait for the database, and a request that
 /// cannot get a connection within the acquire timeout gets a 503.
@@ -15,6 +21,19 @@ pub fn pool(settings: &Settings) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
         .acquire_timeout(settings.db_acquire_timeout)
+        // sqlx pings every connection it hands out: a round trip before each
+        // request's first query and each step of a fan-out. A connection in
+        // use moments ago is alive; one that sat idle (a restarted server, a
+        // dropped link) is still checked, and a dead one replaced.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options.application_name("rookery")))
 }
 
