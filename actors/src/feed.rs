@@ -244,19 +244,14 @@ impl FeedHandler {
             out.more = true;
             return Ok(());
         };
-        let followers = sqlx::query_scalar!(
-            "SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id > $2
-             ORDER BY follower_id LIMIT $3",
-            author_id,
-            after,
-            FANOUT_CHUNK
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        out.events
-            .extend(log::append_same(tx, &followers, "feed.post", &data).await?);
-        match followers.last() {
-            Some(&last) if i64::try_from(followers.len()).unwrap_or(0) >= FANOUT_CHUNK => {
+        let events =
+            log::append_to_followers(tx, author_id, after, FANOUT_CHUNK, "feed.post", &data)
+                .await?;
+        let reached = events.len();
+        let last = events.last().map(|e| e.user_id);
+        out.events.extend(events);
+        match last {
+            Some(last) if i64::try_from(reached).unwrap_or(0) >= FANOUT_CHUNK => {
                 let next = DomainEvent::FanOut {
                     post_id,
                     author_id,

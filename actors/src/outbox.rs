@@ -121,17 +121,17 @@ pub async fn mark_done(
     )
     .fetch_all(&mut *tx)
     .await?;
+    // One statement, run after the lock above so its snapshot sees every
+    // consumer that finished first. It does not see its own deletes, so the
+    // check for pending rows leaves this consumer's out.
     sqlx::query!(
-        "DELETE FROM outbox_pending WHERE consumer = $1 AND event_id = ANY($2)",
+        "WITH done AS (
+             DELETE FROM outbox_pending WHERE consumer = $1 AND event_id = ANY($2)
+             RETURNING event_id
+         )
+         DELETE FROM domain_events e WHERE e.id IN (SELECT event_id FROM done)
+           AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.event_id = e.id AND p.consumer <> $1)",
         consumer.as_str(),
-        ids
-    )
-    .execute(&mut *tx)
-    .await?;
-    // Events every consumer has handled are no longer needed.
-    sqlx::query!(
-        "DELETE FROM domain_events e WHERE e.id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.event_id = e.id)",
         ids
     )
     .execute(&mut *tx)
