@@ -206,18 +206,87 @@ async fn run_batch<H: EventHandler>(
     limit: i64,
 ) -> Result<Done, sqlx::Error> {
     let started = std::time::Instant::now();
-    let mut tx = db.begin().await?;
-    let claimed = outbox::claim(&mut tx, H::KIND, limit).await?;
-    if claimed.is_empty() {
+    let batch = match try_batch(&db, &handler, limit, Savepoints::SkipForLoneEvent).await? {
+        Some(batch) => batch,
+        // The lone event failed and took the transaction with it: run the
+        // batch again with a savepoint, so that event is skipped. (With
+        // `Always`, `try_batch` never gives `None`.)
+        None => try_batch(&db, &handler, limit, Savepoints::Always)
+            .await?
+            .unwrap_or_default(),
+    };
+    let Batch { handled, out } = batch;
+    if handled == 0 {
         return Ok(Done {
-            handled: 0,
+            handled,
             more: false,
         });
     }
+    tracing::debug!(
+        supervisor = H::NAME,
+        handled,
+        events = out.events.len(),
+        elapsed_us = started.elapsed().as_micros(),
+        "batch committed"
+    );
+    // Only now do the events exist for replay; sending earlier could show a
+    // client an id the log does not have yet.
+    bus.deliver(out.events, out.activity);
+    Ok(Done {
+        handled,
+        // A full batch means there is probably more waiting; follow-up
+        // events recorded by the handler are waiting for certain.
+        more: out.more || i64::try_from(handled).unwrap_or(i64::MAX) >= limit,
+    })
+}
+
+/// When a batch's events get a savepoint of their own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Savepoints {
+    /// Each event, so one bad event is skipped, not retried forever.
+    Always,
+    /// Each event of a batch of several. A batch of one (each step of a
+    /// large fan-out is one) goes without: two round trips fewer on the
+    /// delivery's path; if its event fails, the batch is run again `Always`.
+    SkipForLoneEvent,
+}
+
+/// A committed batch: how many events it handled and what they announce.
+#[derive(Default)]
+struct Batch {
+    handled: usize,
+    out: Outbound,
+}
+
+/// Claims and handles one batch in one transaction. `None` when the lone
+/// event of a batch without savepoints failed and nothing was committed.
+async fn try_batch<H: EventHandler>(
+    db: &PgPool,
+    handler: &H,
+    limit: i64,
+    savepoints: Savepoints,
+) -> Result<Option<Batch>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let claimed = outbox::claim(&mut tx, H::KIND, limit).await?;
+    if claimed.is_empty() {
+        return Ok(Some(Batch::default()));
+    }
     let mut out = Outbound::default();
+    let lone = claimed.len() == 1 && savepoints == Savepoints::SkipForLoneEvent;
     for item in &claimed {
         let Some(event) = &item.event else { continue };
-        // A savepoint per event, so one bad event is skipped, not retried forever.
+        if lone {
+            match handler.apply(&mut tx, event, &mut out).await {
+                Ok(()) => {}
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(supervisor = H::NAME, id = item.id, error = %e, "lone event failed; isolating it");
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
         let mut savepoint = tx.begin().await?;
         let mut pending = Outbound::default();
         match handler.apply(&mut savepoint, event, &mut pending).await {
@@ -237,21 +306,8 @@ async fn run_batch<H: EventHandler>(
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
     outbox::mark_done(&mut tx, H::KIND, &ids).await?;
     tx.commit().await?;
-    tracing::debug!(
-        supervisor = H::NAME,
-        handled = claimed.len(),
-        events = out.events.len(),
-        elapsed_us = started.elapsed().as_micros(),
-        "batch committed"
-    );
-    // Only now do the events exist for replay; sending earlier could show a
-    // client an id the log does not have yet.
-    bus.deliver(out.events, out.activity);
-    let handled = claimed.len();
-    Ok(Done {
-        handled,
-        // A full batch means there is probably more waiting; follow-up
-        // events recorded by the handler are waiting for certain.
-        more: out.more || i64::try_from(handled).unwrap_or(i64::MAX) >= limit,
-    })
+    Ok(Some(Batch {
+        handled: claimed.len(),
+        out,
+    }))
 }

@@ -698,6 +698,35 @@ async fn supervisor_restarts(app: &TestApp) -> std::collections::HashMap<String,
 }
 
 #[actix_web::test]
+async fn an_event_that_fails_is_skipped_and_the_next_one_handled() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    let mut ws = crate::stream::connect(&app, &alice.access, None).await;
+
+    // A follow of a user who does not exist: its notification breaks the
+    // foreign key, an error no retry can mend. Alone in its batch, so it
+    // fails the batch's transaction rather than a savepoint.
+    sqlx::query(
+        "WITH e AS (INSERT INTO domain_events (payload) VALUES ($1) RETURNING id)
+         INSERT INTO outbox_pending (consumer, event_id) SELECT 'notifications', id FROM e",
+    )
+    .bind(json!({"type": "followed", "follower_id": bob.id, "followee_id": 1_i64 << 40}))
+    .execute(&app.db)
+    .await
+    .unwrap();
+    outbox_drained(&app, "the failing event is dropped").await;
+
+    // The consumer goes on: the next follow reaches alice.
+    follow(&app, &bob.access, alice.id).await;
+    let event = crate::stream::next_of_type(&mut ws, "notification").await;
+    assert_eq!(event["data"]["kind"], "follow");
+    assert_eq!(event["data"]["actor_id"], bob.id);
+    assert_eq!(event["data"]["unread_count"], 1);
+    outbox_drained(&app, "the follow is handled by every consumer").await;
+}
+
+#[actix_web::test]
 async fn a_stuck_supervisor_is_restarted_and_its_event_handled_once() {
     let app = spawn_app_with(|s| s.supervisor_batch_timeout = Duration::from_secs(1)).await;
     let author = app.user("author").await;
