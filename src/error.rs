@@ -99,17 +99,26 @@ impl ApiError {
         }
     }
 
-    /// Maps a database error: an unreachable or saturated database is a 503, anything else a 500.
+    /// Maps a database error: an unreachable, restarting or saturated
+    /// database is a 503, anything else a 500.
     pub fn from_db(err: sqlx::Error) -> Self {
-        match err {
+        let unavailable = match &err {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable("the database is unavailable; try again shortly".into())
-            }
-            other => Self::Internal(other.to_string()),
+            | sqlx::Error::Tls(_) => true,
+            // A lost connection (class 08), or a server shutting down or
+            // starting up (57P01 to 57P03): the next attempt gets a new one.
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+            _ => false,
+        };
+        if unavailable {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable("the database is unavailable; try again shortly".into())
+        } else {
+            Self::Internal(err.to_string())
         }
     }
 

@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use rookery::settings::Settings;
 use rookery::startup::Application;
 use serde_json::json;
+use sqlx::Connection as _;
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
 
@@ -149,6 +150,83 @@ async fn a_database_outage_is_a_prompt_503() {
             .await
             .unwrap()
             .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_lost_or_restarting_database_is_a_503_and_a_failed_statement_a_500() {
+    use actix_web::ResponseError as _;
+    use rookery::error::ApiError;
+
+    let app = spawn_app().await;
+    let raise = |code: &str| {
+        format!("DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '{code}'; END $$")
+    };
+    for (code, status) in [
+        ("admin_shutdown", 503),     // 57P01: the server is going down
+        ("cannot_connect_now", 503), // 57P03: it is starting up
+        ("connection_failure", 503), // 08006
+        ("unique_violation", 500),   // 23505: a bug, not an outage
+    ] {
+        let err = sqlx::query(&raise(code))
+            .execute(&app.db)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ApiError::from_db(err).status_code().as_u16(),
+            status,
+            "{code}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn connections_the_database_drops_fail_a_request_with_503_at_most_and_are_replaced() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.get("/api/v1/me", Some(&alice.access)).await.status(),
+            200
+        );
+    }
+
+    // What a database restart does to the server's open connections, done
+    // from a connection of the test's own.
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "WITH victims AS MATERIALIZED (
+             SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid())
+         SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM victims",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed > 0, "the server had no connection open");
+
+    let mut unavailable = 0;
+    for _ in 0..(killed + 3) {
+        let res = app.get("/api/v1/me", Some(&alice.access)).await;
+        match res.status().as_u16() {
+            200 => {}
+            503 => {
+                assert_problem(res, 503).await;
+                unavailable += 1;
+            }
+            other => panic!("a dropped connection gave {other}"),
+        }
+    }
+    // Each dead connection fails at most one request, then is gone.
+    assert!(
+        unavailable <= killed,
+        "{unavailable} 503s for {killed} connections"
+    );
+    assert_eq!(
+        app.get("/api/v1/me", Some(&alice.access)).await.status(),
         200
     );
 }
