@@ -208,9 +208,9 @@ async fn run_batch<H: EventHandler>(
     let started = std::time::Instant::now();
     let batch = match try_batch(&db, &handler, limit, Savepoints::SkipForLoneEvent).await? {
         Some(batch) => batch,
-        // The lone event failed and took the transaction with it: run the
-        // batch again with a savepoint, so that event is skipped. (With
-        // `Always`, `try_batch` never gives `None`.)
+        // The lone event failed and took the transaction with it: claim
+        // again with savepoints, so that event is skipped. (With `Always`,
+        // `try_batch` never gives `None`.)
         None => try_batch(&db, &handler, limit, Savepoints::Always)
             .await?
             .unwrap_or_default(),
@@ -245,9 +245,10 @@ async fn run_batch<H: EventHandler>(
 enum Savepoints {
     /// Each event, so one bad event is skipped, not retried forever.
     Always,
-    /// Each event of a batch of several. A batch of one (each step of a
-    /// large fan-out is one) goes without: two round trips fewer on the
-    /// delivery's path; if its event fails, the batch is run again `Always`.
+    /// Each event of a batch of several. A batch of one (a step of a large
+    /// fan-out, when nothing else is pending) goes without: two round trips
+    /// fewer on the delivery's path. If its event fails, the consumer
+    /// claims again with `Always`.
     SkipForLoneEvent,
 }
 
