@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::events::DomainEvent;
-use crate::log;
+use crate::log::{self, Recipients};
 use crate::outbox::{self, ConsumerKind};
 use crate::registry::Activity;
 use crate::supervisor::{EventHandler, Outbound};
@@ -244,9 +244,12 @@ impl FeedHandler {
             out.more = true;
             return Ok(());
         };
-        let events =
-            log::append_to_followers(tx, author_id, after, FANOUT_CHUNK, "feed.post", &data)
-                .await?;
+        let followers = Recipients::Followers {
+            author_id,
+            after,
+            limit: FANOUT_CHUNK,
+        };
+        let events = log::append(tx, followers, "feed.post", &data).await?;
         let reached = events.len();
         let last = events.last().map(|e| e.user_id);
         out.events.extend(events);

@@ -91,72 +91,57 @@ impl UserEvent {
     }
 }
 
-/// Appends the same event to the stream of each user in `user_ids` (which
-/// must be distinct), in the caller's transaction. The row lock on each
-/// user's counter orders concurrent writers, so ids commit in order per user.
-pub async fn append_same(
-    tx: &mut PgConnection,
-    user_ids: &[i64],
-    kind: &str,
-    data: &serde_json::Value,
-) -> Result<Vec<UserEvent>, sqlx::Error> {
-    if user_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let payload = Payload::new(data);
-    let rows = sqlx::query!(
-        r#"WITH seq AS (
-               INSERT INTO user_event_seq (user_id, last_id) SELECT u, 1 FROM unnest($1::bigint[]) AS u
-               ON CONFLICT (user_id) DO UPDATE SET last_id = user_event_seq.last_id + 1
-               RETURNING user_id, last_id
-           )
-           INSERT INTO user_events (user_id, id, kind, data)
-           SELECT user_id, last_id, $2, $3 FROM seq
-           RETURNING user_id, id, created_at"#,
-        user_ids,
-        kind,
-        data
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| UserEvent {
-            user_id: r.user_id,
-            id: Some(r.id),
-            kind: kind.to_owned(),
-            ts: r.created_at,
-            data: payload.clone(),
-        })
-        .collect())
+/// Whose streams an append goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Recipients<'a> {
+    /// These users, which must be distinct.
+    Users(&'a [i64]),
+    /// The next `limit` followers of `author_id` after the id `after`, in id
+    /// order: one fan-out step. Chosen by the append's own statement, which
+    /// saves the round trip of reading them first (each step is on the
+    /// delivery's critical path).
+    Followers {
+        author_id: i64,
+        after: i64,
+        limit: i64,
+    },
 }
 
-/// Appends the same event to the streams of the next `limit` followers of
-/// `author_id` after `after` (by id, in order), in the caller's transaction;
-/// returns them in that order. One statement instead of reading the follow
-/// list first: each fan-out step is on the delivery's critical path, and a
-/// round trip costs milliseconds on a loaded machine.
-pub async fn append_to_followers(
+/// Appends the same event to the streams of `to`, in the caller's
+/// transaction; returns the events in user id order. The row lock on each
+/// user's counter orders concurrent writers, so ids commit in order per user.
+pub async fn append(
     tx: &mut PgConnection,
-    author_id: i64,
-    after: i64,
-    limit: i64,
+    to: Recipients<'_>,
     kind: &str,
     data: &serde_json::Value,
 ) -> Result<Vec<UserEvent>, sqlx::Error> {
+    // One statement serves both: the branch not asked for selects nothing.
+    let (users, author_id, after, limit): (&[i64], Option<i64>, i64, i64) = match to {
+        Recipients::Users([]) => return Ok(Vec::new()),
+        Recipients::Users(users) => (users, None, 0, 0),
+        Recipients::Followers {
+            author_id,
+            after,
+            limit,
+        } => (&[], Some(author_id), after, limit),
+    };
     let payload = Payload::new(data);
     let rows = sqlx::query!(
-        r#"WITH f AS (
-               SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id > $2
-               ORDER BY follower_id LIMIT $3
+        r#"WITH targets AS (
+               SELECT u AS user_id FROM unnest($1::bigint[]) AS u
+               UNION ALL
+               (SELECT follower_id FROM follows WHERE followee_id = $2 AND follower_id > $3
+                ORDER BY follower_id LIMIT $4)
            ), seq AS (
-               INSERT INTO user_event_seq (user_id, last_id) SELECT follower_id, 1 FROM f
+               INSERT INTO user_event_seq (user_id, last_id) SELECT user_id, 1 FROM targets
                ON CONFLICT (user_id) DO UPDATE SET last_id = user_event_seq.last_id + 1
                RETURNING user_id, last_id
            )
            INSERT INTO user_events (user_id, id, kind, data)
-           SELECT user_id, last_id, $4, $5 FROM seq
+           SELECT user_id, last_id, $5, $6 FROM seq
            RETURNING user_id, id, created_at"#,
+        users,
         author_id,
         after,
         limit,
@@ -175,7 +160,7 @@ pub async fn append_to_followers(
             data: payload.clone(),
         })
         .collect();
-    // RETURNING promises no order; the caller resumes after the last one.
+    // RETURNING promises no order; a fan-out resumes after the last one.
     events.sort_unstable_by_key(|e| e.user_id);
     Ok(events)
 }

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 
 use crate::analyzer::{Analyzer, Verdict};
 use crate::events::{DomainEvent, ModerationAction, Subject};
-use crate::log;
+use crate::log::{self, Recipients};
 use crate::outbox::{self, ConsumerKind};
 use crate::supervisor::{EventHandler, Outbound};
 
@@ -124,8 +124,15 @@ impl ModerationHandler {
             "action": action,
             "reason": reason,
         });
-        out.events
-            .extend(log::append_same(tx, &[current.author_id], "moderation", &data).await?);
+        out.events.extend(
+            log::append(
+                tx,
+                Recipients::Users(&[current.author_id]),
+                "moderation",
+                &data,
+            )
+            .await?,
+        );
         // The notification supervisor turns this into the author's notification.
         outbox::record(
             tx,

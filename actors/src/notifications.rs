@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use crate::events::{DomainEvent, Subject};
-use crate::log;
+use crate::log::{self, Recipients};
 use crate::moderation;
 use crate::outbox::ConsumerKind;
 use crate::supervisor::{EventHandler, Outbound};
@@ -88,7 +88,7 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
         "unread_count": unread,
     });
     out.events
-        .extend(log::append_same(tx, &[n.user_id], "notification", &data).await?);
+        .extend(log::append(tx, Recipients::Users(&[n.user_id]), "notification", &data).await?);
     Ok(())
 }
 
@@ -237,8 +237,15 @@ impl EventHandler for NotificationHandler {
                 .await?;
                 let data =
                     serde_json::json!({ "ids": ids, "all": ids.is_none(), "unread_count": unread });
-                out.events
-                    .extend(log::append_same(tx, &[user_id], "notifications.read", &data).await?);
+                out.events.extend(
+                    log::append(
+                        tx,
+                        Recipients::Users(&[user_id]),
+                        "notifications.read",
+                        &data,
+                    )
+                    .await?,
+                );
                 Ok(())
             }
             _ => Ok(()),
