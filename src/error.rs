@@ -107,8 +107,9 @@ impl ApiError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => true,
-            // A lost connection (class 08), or a server shutting down or
-            // starting up (57P01 to 57P03): the next attempt gets a new one.
+            // A lost connection (class 08), or one the server ended: shutting
+            // down, starting up, database dropped, idle timeout (57P01 to
+            // 57P05). The next attempt gets a new connection.
             sqlx::Error::Database(db) => db
                 .code()
                 .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
