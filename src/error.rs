@@ -102,20 +102,7 @@ impl ApiError {
     /// Maps a database error: an unreachable, restarting or saturated
     /// database is a 503, anything else a 500.
     pub fn from_db(err: sqlx::Error) -> Self {
-        let unavailable = match &err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => true,
-            // A lost connection (class 08), or one the server ended: shutting
-            // down, starting up, database dropped, idle timeout (57P01 to
-            // 57P05). The next attempt gets a new connection.
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
-            _ => false,
-        };
-        if unavailable {
+        if rookery_actors::db_error::is_connection_lost(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable("the database is unavailable; try again shortly".into())
         } else {

@@ -9,6 +9,7 @@
 
 pub mod analyzer;
 pub mod bus;
+pub mod db_error;
 pub mod events;
 pub mod feed;
 pub mod log;

@@ -185,18 +185,10 @@ impl<H: EventHandler> Handler<Poke> for Consumer<H> {
 /// Connection-level failures abort the batch (it is retried whole); any other
 /// failure is the event's own and must not block the ones behind it.
 fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => true,
-        // A lost or terminated server connection (classes 08 and 57P), a
-        // deadlock or a serialization failure: the whole batch is retried.
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
-        }),
-        _ => false,
-    }
+    // A deadlock or a serialization failure is retried whole as well.
+    crate::db_error::is_connection_lost(e)
+        || matches!(e, sqlx::Error::Database(db)
+            if db.code().is_some_and(|code| code == "40001" || code == "40P01"))
 }
 
 async fn run_batch<H: EventHandler>(
