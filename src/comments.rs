@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{Acquire, PgConnection, PgExecutor, PgPool, Postgres};
 use utoipa::ToSchema;
 
 use crate::accounts::Principal;
@@ -47,7 +47,7 @@ struct CommentRow {
 }
 
 async fn views(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     rows: Vec<CommentRow>,
 ) -> Result<Vec<CommentView>, DomainError> {
@@ -75,11 +75,12 @@ async fn views(
 }
 
 /// The comment if the viewer may see it (its post too), else 404.
-async fn visible(
-    db: &PgPool,
+async fn visible<'c>(
+    db: impl Acquire<'c, Database = Postgres>,
     viewer: Option<i64>,
     comment_id: i64,
 ) -> Result<CommentRow, DomainError> {
+    let mut conn = db.acquire().await?;
     let row = sqlx::query_as!(
         CommentRow,
         "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
@@ -92,10 +93,10 @@ async fn visible(
         comment_id,
         viewer as Option<i64>
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or(DomainError::NotFound("comment"))?;
-    posts::visible_author(db, viewer, row.post_id)
+    posts::visible_author(&mut *conn, viewer, row.post_id)
         .await
         .map_err(|_| DomainError::NotFound("comment"))?;
     Ok(row)
@@ -113,20 +114,21 @@ pub async fn get(
         .ok_or(DomainError::NotFound("comment"))
 }
 
+/// Writes a comment in the caller's transaction; returns it as its author
+/// sees it, and the events to commit.
 pub async fn create(
-    db: &PgPool,
-    events: &EventSink,
+    tx: &mut PgConnection,
     author_id: i64,
     post_id: i64,
     raw_text: &str,
     parent_id: Option<i64>,
-) -> Result<CommentView, DomainError> {
-    let post_author_id = posts::visible_author(db, Some(author_id), post_id).await?;
+) -> Result<(CommentView, Vec<DomainEvent>), DomainError> {
+    let post_author_id = posts::visible_author(&mut *tx, Some(author_id), post_id).await?;
     let text = text::validate(raw_text, TEXT_MAX).map_err(|m| DomainError::invalid("text", m))?;
     let parent_author_id = match parent_id {
         None => None,
         Some(pid) => {
-            let parent = visible(db, Some(author_id), pid).await.map_err(|_| {
+            let parent = visible(&mut *tx, Some(author_id), pid).await.map_err(|_| {
                 DomainError::invalid("parent_id", format!("comment {pid} not found"))
             })?;
             if parent.post_id != post_id {
@@ -144,7 +146,6 @@ pub async fn create(
             Some(parent.author_id)
         }
     };
-    let mut tx = db.begin().await?;
     let row = sqlx::query_as!(
         CommentRow,
         "INSERT INTO comments (post_id, author_id, parent_id, text) VALUES ($1, $2, $3, $4)
@@ -177,11 +178,11 @@ pub async fn create(
         author_id,
         parent_author_id,
     };
-    events.commit(tx, vec![event]).await?;
-    views(db, Some(author_id), vec![row])
+    let view = views(&mut *tx, Some(author_id), vec![row])
         .await?
         .pop()
-        .ok_or(DomainError::NotFound("comment"))
+        .ok_or(DomainError::NotFound("comment"))?;
+    Ok((view, vec![event]))
 }
 
 /// Top-level comments of a post, oldest first.

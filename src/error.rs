@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::accounts::AccountError;
 use crate::domain::DomainError;
+use crate::idempotency::IdempotencyError;
 use crate::media::storage::StorageError;
 use crate::media::MediaError;
 use crate::pagination::CursorError;
@@ -78,6 +79,14 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Postgres refused the text itself: a NUL character in `text`
+/// (22021, character_not_in_repertoire) or in `jsonb` (22P05,
+/// untranslatable_character). Nothing else can make text unstorable, since
+/// every string that reaches SQL is valid UTF-8.
+fn is_unstorable_text(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")))
+}
+
 impl ApiError {
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         let mut errors = FieldErrors::new();
@@ -99,10 +108,16 @@ impl ApiError {
         }
     }
 
-    /// Maps a database error: an unreachable, restarting or saturated
-    /// database is a 503, anything else a 500.
+    /// Maps a database error: text Postgres cannot store (a NUL character,
+    /// from a path, a query or a JSON body) is the client's 400; an
+    /// unreachable, restarting or saturated database is a 503; anything else
+    /// a 500.
     pub fn from_db(err: sqlx::Error) -> Self {
-        if rookery_actors::db_error::is_connection_lost(&err) {
+        if is_unstorable_text(&err) {
+            Self::BadRequest(
+                "text may not contain the NUL character (U+0000); remove it and try again".into(),
+            )
+        } else if rookery_actors::db_error::is_connection_lost(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable("the database is unavailable; try again shortly".into())
         } else {
@@ -233,6 +248,28 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<IdempotencyError> for ApiError {
+    fn from(err: IdempotencyError) -> Self {
+        use IdempotencyError as E;
+        match err {
+            E::BadKey => Self::BadRequest(err.to_string()),
+            E::InFlight => Self::Conflict {
+                detail: err.to_string(),
+                errors: FieldErrors::new(),
+            },
+            E::Mismatch => Self::Validation {
+                detail: err.to_string(),
+                errors: FieldErrors::from([(IDEMPOTENCY_KEY.to_owned(), vec![err.to_string()])]),
+            },
+            E::Encode(e) => Self::Internal(e.to_string()),
+            E::Db(e) => Self::from_db(e),
+        }
+    }
+}
+
+/// The header that makes a creating write idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 impl From<CursorError> for ApiError {
     fn from(err: CursorError) -> Self {
         Self::BadRequest(err.to_string())
@@ -280,6 +317,7 @@ impl From<MediaError> for ApiError {
             }
             E::Storage(StorageError::Failed(detail)) => Self::Internal(detail),
             E::Db(e) => Self::from_db(e),
+            E::Idempotency(e) => e.into(),
             E::Internal(detail) => Self::Internal(detail),
         }
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod home;
+pub mod idempotency;
 pub mod media;
 pub mod metrics;
 pub mod openapi;

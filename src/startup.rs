@@ -248,6 +248,12 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
                 Ok(count) => tracing::info!(count, "deleted media never attached to a post"),
                 Err(e) => tracing::warn!(error = %e, "media cleanup failed; retrying next hour"),
             }
+            // Expired keys are ignored when read; this only keeps the table small.
+            match crate::idempotency::prune(&db).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "forgot expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key pruning failed"),
+            }
         }
     });
 

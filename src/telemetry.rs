@@ -13,9 +13,27 @@ use crate::settings::LogFormat;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// actix-http's connection dispatcher logs at ERROR each connection it ends
+/// for the client's fault, before any of Rookery's code runs: a request head
+/// over its fixed limits (431), a malformed request or URI (400), a peer gone
+/// mid-write. Those are not server errors, so they are not logged, unless
+/// the operator's filter names `actix_http` itself. Rookery's own failures
+/// are logged by [`request_span`].
+const CLIENT_FAULTS: &str = "actix_http::h1::dispatcher=off";
+
+/// The filter actually installed: the operator's, plus [`CLIENT_FAULTS`].
+pub fn effective_filter(filter: &str) -> String {
+    if filter.contains("actix_http") {
+        filter.to_owned()
+    } else {
+        format!("{filter},{CLIENT_FAULTS}")
+    }
+}
+
 /// Installs the global subscriber. Safe to call more than once (tests do).
 pub fn init(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(effective_filter(filter)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

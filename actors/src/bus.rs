@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::log::{Payload, UserEvent};
-use crate::registry::{Activity, Deliver, SessionRegistry};
+use crate::registry::{Activity, Deliver, Revoke, SessionRegistry};
 
 /// Batches waiting to be published; beyond this a Redis that cannot keep up
 /// loses live delivery (never events: see the module docs).
@@ -30,6 +30,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct Batch {
     pub events: Vec<WireGroup>,
     pub activity: Vec<WireActivity>,
+    #[serde(default)]
+    pub revoked: Vec<Revoke>,
 }
 
 /// Events that share one payload (a post fanned out to its followers): the
@@ -51,12 +53,14 @@ pub struct WireTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireActivity {
     pub post_id: i64,
+    #[serde(default)]
+    pub by: Option<i64>,
     pub kind: String,
     pub data: serde_json::Value,
 }
 
 impl Batch {
-    pub fn new(events: &[UserEvent], activity: &[Activity]) -> Self {
+    pub fn new(events: &[UserEvent], activity: &[Activity], revoked: &[Revoke]) -> Self {
         let mut groups: Vec<WireGroup> = Vec::new();
         for e in events {
             let target = WireTarget {
@@ -79,14 +83,16 @@ impl Batch {
                 .iter()
                 .map(|a| WireActivity {
                     post_id: a.post_id,
+                    by: a.by,
                     kind: a.kind.clone(),
                     data: a.data.clone(),
                 })
                 .collect(),
+            revoked: revoked.to_vec(),
         }
     }
 
-    pub fn into_parts(self) -> (Vec<UserEvent>, Vec<Activity>) {
+    pub fn into_parts(self) -> (Vec<UserEvent>, Vec<Activity>, Vec<Revoke>) {
         let events = self
             .events
             .into_iter()
@@ -106,11 +112,12 @@ impl Batch {
             .into_iter()
             .map(|a| Activity {
                 post_id: a.post_id,
+                by: a.by,
                 kind: a.kind,
                 data: a.data,
             })
             .collect();
-        (events, activity)
+        (events, activity, self.revoked)
     }
 
     /// The message as published by `node`.
@@ -181,15 +188,15 @@ impl Bus {
     }
 
     /// Delivers a committed batch here and announces it to the other nodes.
-    pub fn deliver(&self, events: Vec<UserEvent>, activity: Vec<Activity>) {
+    pub fn deliver(&self, events: Vec<UserEvent>, activity: Vec<Activity>, revoked: Vec<Revoke>) {
         // Local sessions first: encoding a large batch would only delay them.
         let published = match &self.publish {
-            Some(_) if !events.is_empty() || !activity.is_empty() => {
-                Some(Batch::new(&events, &activity))
+            Some(_) if !events.is_empty() || !activity.is_empty() || !revoked.is_empty() => {
+                Some(Batch::new(&events, &activity, &revoked))
             }
             _ => None,
         };
-        deliver_locally(&self.registry, events, activity);
+        deliver_locally(&self.registry, events, activity, revoked);
         if let (Some(publish), Some(batch)) = (&self.publish, published) {
             match batch.encode(&self.node) {
                 Ok(message) => {
@@ -212,7 +219,12 @@ fn deliver_locally(
     registry: &Addr<SessionRegistry>,
     events: Vec<UserEvent>,
     activity: Vec<Activity>,
+    revoked: Vec<Revoke>,
 ) {
+    // Never dropped: a revoked credential's connections must close.
+    for r in revoked {
+        registry.do_send(r);
+    }
     if !events.is_empty() && registry.try_send(Deliver(events)).is_err() {
         tracing::warn!("session registry mailbox full; live events dropped, the log keeps them");
     }
@@ -272,8 +284,8 @@ async fn subscribe_loop(
                     while let Some(msg) = messages.next().await {
                         match Batch::decode(msg.get_payload_bytes(), &node) {
                             Ok(Some(batch)) => {
-                                let (events, activity) = batch.into_parts();
-                                deliver_locally(&registry, events, activity);
+                                let (events, activity, revoked) = batch.into_parts();
+                                deliver_locally(&registry, events, activity, revoked);
                             }
                             Ok(None) => {}
                             Err(e) => tracing::warn!(error = %e, "undecodable bus message ignored"),
@@ -314,7 +326,7 @@ mod tests {
             event(3, 9, &post),
             event(1, 11, &other),
         ];
-        let batch = Batch::new(&events, &[]);
+        let batch = Batch::new(&events, &[], &[]);
         assert_eq!(batch.events.len(), 2, "one group per payload");
         assert_eq!(batch.events[0].to.len(), 3);
 
@@ -323,15 +335,15 @@ mod tests {
         assert_eq!(text.matches("héllo").count(), 1, "the payload is sent once");
 
         let decoded = Batch::decode(&message, "node-b").unwrap().unwrap();
-        let (back, activity) = decoded.into_parts();
-        assert!(activity.is_empty());
+        let (back, activity, revoked) = decoded.into_parts();
+        assert!(activity.is_empty() && revoked.is_empty());
         assert_eq!(back, events);
         assert_eq!(back[0].to_json(), events[0].to_json());
     }
 
     #[test]
     fn a_node_skips_its_own_messages_and_rejects_garbage() {
-        let batch = Batch::new(&[], &[]);
+        let batch = Batch::new(&[], &[], &[]);
         let message = batch.encode("node-a").unwrap();
         assert!(Batch::decode(&message, "node-a").unwrap().is_none());
         assert!(Batch::decode(&message, "node-b").unwrap().is_some());

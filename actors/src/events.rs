@@ -94,6 +94,13 @@ pub enum DomainEvent {
         post_id: i64,
         author_id: i64,
     },
+    /// A user's credentials were revoked (a password change or an account
+    /// deletion: all of them; `api_key_id`: that key only). Their live
+    /// connections that used them close on every node.
+    CredentialsRevoked {
+        user_id: i64,
+        api_key_id: Option<i64>,
+    },
     /// A user marked notifications read (`ids`, or all when `None`).
     NotificationsRead {
         user_id: i64,
@@ -123,6 +130,7 @@ impl DomainEvent {
             | Self::CommentEdited { .. }
             | Self::Mentioned { .. } => &[Moderation, Feed, Notifications],
             Self::FanOut { .. } | Self::TimelineWrite { .. } => &[Feed],
+            Self::CredentialsRevoked { .. } => &[Notifications],
             _ => &[Feed, Notifications],
         }
     }

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::events::DomainEvent;
 use crate::log::{self, Recipients};
 use crate::outbox::{self, ConsumerKind};
-use crate::registry::Activity;
+use crate::registry::{Activity, POST_DELETED};
 use crate::supervisor::{EventHandler, Outbound};
 use serde_json::json;
 
@@ -67,6 +67,7 @@ impl EventHandler for FeedHandler {
                 if let Some(data) = post_summary(tx, post_id).await? {
                     out.activity.push(Activity {
                         post_id,
+                        by: None,
                         kind: "post.updated".into(),
                         data,
                     });
@@ -88,7 +89,8 @@ impl EventHandler for FeedHandler {
                 .await?;
                 out.activity.push(Activity {
                     post_id,
-                    kind: "post.deleted".into(),
+                    by: None,
+                    kind: POST_DELETED.into(),
                     data: json!({ "post_id": post_id }),
                 });
                 Ok(())
@@ -96,6 +98,7 @@ impl EventHandler for FeedHandler {
             DomainEvent::ReactionAdded { post_id, .. } => {
                 out.activity.push(Activity {
                     post_id,
+                    by: None,
                     kind: "post.counters".into(),
                     data: counters(tx, post_id).await?,
                 });
@@ -116,12 +119,14 @@ impl EventHandler for FeedHandler {
                 if let Some(text) = text {
                     out.activity.push(Activity {
                         post_id,
+                        by: Some(author_id),
                         kind: "comment.created".into(),
                         data: json!({ "comment_id": comment_id, "post_id": post_id, "author_id": author_id, "text": text }),
                     });
                 }
                 out.activity.push(Activity {
                     post_id,
+                    by: None,
                     kind: "post.counters".into(),
                     data: counters(tx, post_id).await?,
                 });

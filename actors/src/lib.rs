@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod registry;
 pub mod session;
 mod supervisor;
+pub mod watch;
 
 use supervisor::EventHandler as _;
 
@@ -97,7 +98,9 @@ impl Engine {
         use actix::Actor as _;
         let session_config = config.session.clone();
         let db_handle = db.clone();
-        let registry = registry::SessionRegistry::new(db.clone(), config.session.clone()).start();
+        let gate = watch::Gate::new(db.clone()).start();
+        let registry =
+            registry::SessionRegistry::new(db.clone(), config.session.clone(), gate).start();
         let bus = match config.redis.clone() {
             Some(client) => {
                 let node = format!(
@@ -168,11 +171,14 @@ impl Engine {
     }
 
     /// Attaches a client of `user_id` to its session: see [`session::attach`].
+    /// `api_key` is the key it authenticated with, if any: revoking it closes
+    /// the connection.
     pub async fn attach(
         &self,
         user_id: i64,
         last_event_id: Option<i64>,
         kind: session::ConnKind,
+        api_key: Option<i64>,
     ) -> Result<session::Attachment, AttachError> {
         // "From now" is fixed here, before the client hears back: an event
         // committed after this point is replayed from the log if it reaches
@@ -181,7 +187,7 @@ impl Engine {
             Some(id) => id,
             None => log::last_id(&self.db, user_id).await?,
         };
-        Ok(session::attach(&self.registry, &self.session, user_id, from, kind).await?)
+        Ok(session::attach(&self.registry, &self.session, user_id, from, kind, api_key).await?)
     }
 
     /// The id of the newest event in `user_id`'s stream (0 when none).

@@ -12,6 +12,7 @@ use crate::events::{DomainEvent, Subject};
 use crate::log::{self, Recipients};
 use crate::moderation;
 use crate::outbox::ConsumerKind;
+use crate::registry::Revoke;
 use crate::supervisor::{EventHandler, Outbound};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
@@ -113,6 +114,17 @@ impl EventHandler for NotificationHandler {
             update_data: false,
         };
         match *event {
+            DomainEvent::CredentialsRevoked {
+                user_id,
+                api_key_id,
+            } => {
+                // Not a notification: the sessions that used them close.
+                out.revoked.push(Revoke {
+                    user_id,
+                    api_key_id,
+                });
+                Ok(())
+            }
             DomainEvent::Followed {
                 follower_id,
                 followee_id,

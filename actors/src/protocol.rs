@@ -2,6 +2,10 @@
 
 use serde::Deserialize;
 
+/// The close code of a connection whose credentials were revoked (a password
+/// change, an account deletion, a revoked API key): sign in again.
+pub const CLOSE_CREDENTIALS_REVOKED: u16 = 4401;
+
 /// Posts one connection may follow live at once.
 pub const MAX_SUBSCRIPTIONS: usize = 200;
 

@@ -11,8 +11,9 @@ use sqlx::PgPool;
 
 use crate::log::{self, UserEvent};
 use crate::session::{
-    AddConnection, CloseAll, ConnHandle, PostActivity, Push, SessionActor, SessionConfig, Stop,
+    AddConnection, CloseAll, CloseRevoked, ConnHandle, Push, SessionActor, SessionConfig, Stop,
 };
+use crate::watch::{Gate, Screen};
 
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -28,14 +29,17 @@ pub struct SessionRegistry {
     sessions: HashMap<i64, Entry>,
     /// Post id to the users with a connection subscribed to it.
     subscribers: HashMap<i64, HashSet<i64>>,
+    /// Screens post activity before it reaches the subscribers.
+    gate: Addr<Gate>,
     next_conn: u64,
 }
 
 impl SessionRegistry {
-    pub fn new(db: PgPool, config: SessionConfig) -> Self {
+    pub fn new(db: PgPool, config: SessionConfig, gate: Addr<Gate>) -> Self {
         Self {
             db,
             config,
+            gate,
             sessions: HashMap::new(),
             subscribers: HashMap::new(),
             next_conn: 0,
@@ -209,11 +213,18 @@ impl Handler<Deliver> for SessionRegistry {
     }
 }
 
-/// Something happened to a post (counters, a comment): tell its subscribers.
+/// The kind of the last activity about a post: it was deleted.
+pub const POST_DELETED: &str = "post.deleted";
+
+/// Something happened to a post (counters, a comment): tell its subscribers
+/// who may still see it (see [`crate::watch`]).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Activity {
     pub post_id: i64,
+    /// The user whose action this is (a comment's author), when a block
+    /// between them and a subscriber must keep it from that subscriber.
+    pub by: Option<i64>,
     pub kind: String,
     pub data: serde_json::Value,
 }
@@ -225,14 +236,38 @@ impl Handler<Activity> for SessionRegistry {
         let Some(users) = self.subscribers.get(&msg.post_id) else {
             return;
         };
-        for user_id in users {
-            if let Some(Entry { addr, .. }) = self.sessions.get(user_id) {
-                let event = UserEvent::ephemeral(*user_id, &msg.kind, msg.data.clone());
-                let _ = addr.try_send(PostActivity {
-                    post_id: msg.post_id,
-                    event,
-                });
-            }
+        let watchers: Vec<(i64, Addr<SessionActor>)> = users
+            .iter()
+            .filter_map(|user_id| Some((*user_id, self.sessions.get(user_id)?.addr.clone())))
+            .collect();
+        if watchers.is_empty() {
+            return;
+        }
+        // A full gate drops the activity: it is ephemeral (see `bus`).
+        let _ = self.gate.try_send(Screen {
+            activity: msg,
+            watchers,
+        });
+    }
+}
+
+/// A user's credentials were revoked: close the connections that used them
+/// (all of the user's, or those opened with one API key).
+#[derive(Message, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "()")]
+pub struct Revoke {
+    pub user_id: i64,
+    pub api_key_id: Option<i64>,
+}
+
+impl Handler<Revoke> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Revoke, _: &mut Self::Context) {
+        if let Some(entry) = self.sessions.get(&msg.user_id) {
+            entry.addr.do_send(CloseRevoked {
+                api_key_id: msg.api_key_id,
+            });
         }
     }
 }

@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 use crate::log::{self, Replay, UserEvent};
 use crate::protocol::{self, ClientMessage, MAX_SUBSCRIPTIONS};
 use crate::registry::{Idle, SessionRegistry, SessionStopped, SubscriptionChanged};
+use crate::watch;
 
 /// The largest frame a client may send.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -92,6 +93,8 @@ pub enum ConnKind {
 
 struct Connection {
     kind: ConnKind,
+    /// The API key the client authenticated with (`None`: an access token).
+    api_key: Option<i64>,
     queue: mpsc::Sender<Out>,
     cut: Option<oneshot::Sender<CloseReason>>,
     missed_pongs: u32,
@@ -467,6 +470,7 @@ impl Actor for SessionActor {
 /// The socket itself stays on the HTTP worker thread that accepted it.
 pub struct ConnHandle {
     pub(crate) kind: ConnKind,
+    pub(crate) api_key: Option<i64>,
     pub(crate) queue: mpsc::Sender<Out>,
     pub(crate) cut: oneshot::Sender<CloseReason>,
 }
@@ -490,6 +494,7 @@ impl Handler<AddConnection> for SessionActor {
             msg.conn_id,
             Connection {
                 kind: msg.handle.kind,
+                api_key: msg.handle.api_key,
                 queue: msg.handle.queue,
                 cut: Some(msg.handle.cut),
                 missed_pongs: 0,
@@ -543,6 +548,7 @@ pub async fn attach(
     user_id: i64,
     after: i64,
     kind: ConnKind,
+    api_key: Option<i64>,
 ) -> Result<Attachment, MailboxError> {
     // A futures-channel queue holds `buffer` plus one per sender: this is
     // exactly `send_queue`. (tokio's bounded channel allocates its first
@@ -552,7 +558,12 @@ pub async fn attach(
     let (session, conn_id) = registry
         .send(Connect {
             user_id,
-            handle: ConnHandle { kind, queue, cut },
+            handle: ConnHandle {
+                kind,
+                api_key,
+                queue,
+                cut,
+            },
             after,
         })
         .await?;
@@ -697,7 +708,9 @@ pub fn event_stream(attachment: Attachment) -> impl futures_util::Stream<Item = 
         let mut att = state?;
         let out = tokio::select! {
             biased;
-            _ = &mut att.cut => return None,
+            // The last event names the close, as a WebSocket's close frame
+            // would; then the body ends.
+            reason = &mut att.cut => return reason.ok().map(|r| (closed_event(&r), None)),
             out = att.queue.next() => out?,
         };
         let chunk = match out {
@@ -708,6 +721,15 @@ pub fn event_stream(attachment: Attachment) -> impl futures_util::Stream<Item = 
         Some((chunk, Some(att)))
     });
     first.chain(events)
+}
+
+/// `event: closed`, with the code and reason a WebSocket client would get.
+fn closed_event(reason: &CloseReason) -> String {
+    let data = serde_json::json!({
+        "code": u16::from(reason.code),
+        "reason": reason.description,
+    });
+    format!("event: closed\ndata: {data}\n\n")
 }
 
 /// Waits until `deadline` for the first event, then takes whatever else is
@@ -803,36 +825,7 @@ impl Handler<ClientText> for SessionActor {
             Ok(ClientMessage::Ping) => {
                 self.ephemeral(ctx, msg.conn_id, "pong", serde_json::json!({}))
             }
-            Ok(ClientMessage::Subscribe { post_id }) => {
-                let Some(conn) = self.connections.get_mut(&msg.conn_id) else {
-                    return;
-                };
-                if !conn.subscriptions.contains(&post_id)
-                    && conn.subscriptions.len() >= MAX_SUBSCRIPTIONS
-                {
-                    let message = format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsubscribe first");
-                    self.ephemeral(
-                        ctx,
-                        msg.conn_id,
-                        "error",
-                        serde_json::json!({ "message": message }),
-                    );
-                    return;
-                }
-                if conn.subscriptions.insert(post_id) {
-                    self.registry.do_send(SubscriptionChanged {
-                        user_id: self.user_id,
-                        post_id,
-                        subscribed: true,
-                    });
-                }
-                self.ephemeral(
-                    ctx,
-                    msg.conn_id,
-                    "subscribed",
-                    serde_json::json!({ "post_id": post_id }),
-                );
-            }
+            Ok(ClientMessage::Subscribe { post_id }) => self.subscribe(ctx, msg.conn_id, post_id),
             Ok(ClientMessage::Unsubscribe { post_id }) => {
                 let Some(conn) = self.connections.get_mut(&msg.conn_id) else {
                     return;
@@ -862,6 +855,98 @@ impl Handler<ClientText> for SessionActor {
                 "error",
                 serde_json::json!({ "message": message }),
             ),
+        }
+    }
+}
+
+impl SessionActor {
+    /// Subscribes a connection to a post's live activity, if this user may
+    /// read the post. Absent, deleted, hidden and blocked posts get the same
+    /// answer, so a refusal tells nothing about which it was.
+    fn subscribe(&mut self, ctx: &mut Context<Self>, conn_id: u64, post_id: i64) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else {
+            return;
+        };
+        if conn.subscriptions.contains(&post_id) {
+            self.ephemeral(
+                ctx,
+                conn_id,
+                "subscribed",
+                serde_json::json!({ "post_id": post_id }),
+            );
+            return;
+        }
+        if conn.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            let message = format!(
+                "at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsubscribe first"
+            );
+            self.ephemeral(
+                ctx,
+                conn_id,
+                "error",
+                serde_json::json!({ "message": message }),
+            );
+            return;
+        }
+        let (db, user_id) = (self.db.clone(), self.user_id);
+        let check = async move { watch::sight(&db, post_id, &[user_id], None, false).await };
+        // `wait`: this connection's next frame is handled after the answer,
+        // so the subscription count above stays exact.
+        ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
+            let visible = match result {
+                Ok(sights) => sights.first().is_some_and(|s| s.post),
+                Err(e) => {
+                    tracing::warn!(user_id = act.user_id, post_id, error = %e, "subscribe check failed");
+                    let message = "could not subscribe right now; try again";
+                    act.ephemeral(ctx, conn_id, "error", serde_json::json!({ "message": message, "post_id": post_id }));
+                    return;
+                }
+            };
+            if !visible {
+                act.ephemeral(
+                    ctx,
+                    conn_id,
+                    "error",
+                    serde_json::json!({ "message": "post not found", "post_id": post_id }),
+                );
+                return;
+            }
+            let Some(conn) = act.connections.get_mut(&conn_id) else {
+                return;
+            };
+            conn.subscriptions.insert(post_id);
+            act.registry.do_send(SubscriptionChanged {
+                user_id: act.user_id,
+                post_id,
+                subscribed: true,
+            });
+            act.ephemeral(ctx, conn_id, "subscribed", serde_json::json!({ "post_id": post_id }));
+        }));
+    }
+}
+
+/// The post is no longer this user's to follow (deleted, hidden, or a block
+/// came between): every connection's subscription to it ends, silently.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revoked {
+    pub post_id: i64,
+}
+
+impl Handler<Revoked> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Revoked, _: &mut Self::Context) {
+        let mut had = false;
+        for conn in self.connections.values_mut() {
+            had |= conn.subscriptions.remove(&msg.post_id);
+        }
+        if had {
+            self.registry.do_send(SubscriptionChanged {
+                user_id: self.user_id,
+                post_id: msg.post_id,
+                subscribed: false,
+            });
         }
     }
 }
@@ -914,6 +999,36 @@ impl Handler<Stop> for SessionActor {
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+/// The user's credentials were revoked: the connections that used them close
+/// with [`protocol::CLOSE_CREDENTIALS_REVOKED`] (all of them, or those opened
+/// with one API key).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseRevoked {
+    pub api_key_id: Option<i64>,
+}
+
+impl Handler<CloseRevoked> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseRevoked, _: &mut Self::Context) {
+        let ids: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| msg.api_key_id.is_none() || c.api_key == msg.api_key_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.cut(
+                id,
+                CloseCode::Other(protocol::CLOSE_CREDENTIALS_REVOKED),
+                "credentials revoked; sign in again",
+            );
+        }
+        // Each transport detaches as it ends; the last one idles the session.
     }
 }
 

@@ -16,7 +16,7 @@ use crate::bus::Bus;
 use crate::events::DomainEvent;
 use crate::log::UserEvent;
 use crate::outbox::{self, ConsumerKind};
-use crate::registry::Activity;
+use crate::registry::{Activity, Revoke};
 use crate::EngineConfig;
 
 /// What a supervisor does with each event, inside the batch's transaction.
@@ -37,6 +37,8 @@ pub trait EventHandler: Clone + Unpin + 'static {
 pub struct Outbound {
     pub events: Vec<UserEvent>,
     pub activity: Vec<Activity>,
+    /// Credentials revoked: the connections that used them close.
+    pub revoked: Vec<Revoke>,
     /// The handler recorded follow-up events: run another batch at once.
     pub more: bool,
 }
@@ -223,7 +225,7 @@ async fn run_batch<H: EventHandler>(
     );
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
-    bus.deliver(out.events, out.activity);
+    bus.deliver(out.events, out.activity, out.revoked);
     Ok(Done {
         handled,
         // A full batch means there is probably more waiting; follow-up
@@ -287,6 +289,7 @@ async fn try_batch<H: EventHandler>(
                 savepoint.commit().await?;
                 out.events.extend(pending.events);
                 out.activity.extend(pending.activity);
+                out.revoked.extend(pending.revoked);
                 out.more |= pending.more;
             }
             Err(e) if is_transient(&e) => return Err(e),

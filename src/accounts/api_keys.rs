@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::tokens::{random_token, sha256};
 use super::{validate, AccountError};
 use crate::error::FieldErrors;
+use crate::events::{DomainEvent, EventSink};
 
 pub const KEY_PREFIX: &str = "rk_";
 
@@ -82,16 +83,28 @@ pub async fn list(db: &PgPool, user_id: i64) -> Result<Vec<ApiKey>, AccountError
 }
 
 /// Revokes one of the caller's keys; someone else's key is "not found".
-pub async fn revoke(db: &PgPool, user_id: i64, key_id: i64) -> Result<(), AccountError> {
+/// Connections opened with the key close, on every node.
+pub async fn revoke(
+    db: &PgPool,
+    events: &EventSink,
+    user_id: i64,
+    key_id: i64,
+) -> Result<(), AccountError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query!(
         "DELETE FROM api_keys WHERE id = $1 AND user_id = $2",
         key_id,
         user_id
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(AccountError::NotFound("API key"));
     }
+    let revoked = DomainEvent::CredentialsRevoked {
+        user_id,
+        api_key_id: Some(key_id),
+    };
+    events.commit(tx, vec![revoked]).await?;
     Ok(())
 }

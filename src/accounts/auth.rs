@@ -25,6 +25,9 @@ pub struct Principal {
     pub role: Role,
     pub method: AuthMethod,
     pub claims: Option<Claims>,
+    /// The API key used, for [`AuthMethod::ApiKey`]: revoking it closes the
+    /// live connections opened with it.
+    pub api_key_id: Option<i64>,
 }
 
 pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Principal, AccountError> {
@@ -55,6 +58,7 @@ pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Princi
         role: row.role,
         method: AuthMethod::Jwt,
         claims: Some(claims),
+        api_key_id: None,
     })
 }
 
@@ -94,5 +98,6 @@ pub async fn from_api_key(db: &PgPool, key: &str) -> Result<Principal, AccountEr
         role: row.role,
         method: AuthMethod::ApiKey,
         claims: None,
+        api_key_id: Some(row.key_id),
     })
 }

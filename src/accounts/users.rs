@@ -6,6 +6,7 @@ use super::sessions::{self, SessionConfig, TokenPair};
 
 use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::error::FieldErrors;
+use crate::events::{DomainEvent, EventSink};
 
 #[derive(Debug)]
 pub struct NewAccount<'a> {
@@ -21,6 +22,14 @@ pub struct NewAccount<'a> {
 pub struct ProfileChange {
     pub display_name: Option<Option<String>>,
     pub bio: Option<Option<String>>,
+}
+
+/// Every credential of the user is void: their live connections close.
+fn revoked_all(user_id: i64) -> DomainEvent {
+    DomainEvent::CredentialsRevoked {
+        user_id,
+        api_key_id: None,
+    }
 }
 
 fn push(errors: &mut FieldErrors, field: &str, message: String) {
@@ -141,6 +150,7 @@ async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, Acco
 /// caller holds new tokens or nothing changed.
 pub async fn change_password(
     db: &PgPool,
+    events: &EventSink,
     hasher: &PasswordHasher,
     session_cfg: &SessionConfig<'_>,
     user_id: i64,
@@ -188,7 +198,8 @@ pub async fn change_password(
         uuid::Uuid::new_v4(),
     )
     .await?;
-    tx.commit().await?;
+    // Live connections opened with the old credentials close, on every node.
+    events.commit(tx, vec![revoked_all(user_id)]).await?;
     Ok(pair)
 }
 
@@ -196,6 +207,7 @@ pub async fn change_password(
 /// tombstone row so that ids stay stable. One transaction.
 pub async fn delete_account(
     db: &PgPool,
+    events: &EventSink,
     hasher: &PasswordHasher,
     user_id: i64,
     password: &str,
@@ -221,6 +233,6 @@ pub async fn delete_account(
     sqlx::query!("DELETE FROM api_keys WHERE user_id = $1", user_id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    events.commit(tx, vec![revoked_all(user_id)]).await?;
     Ok(())
 }

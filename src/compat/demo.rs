@@ -59,7 +59,12 @@ pub async fn seed(
     for (i, &follower) in ids.iter().enumerate() {
         for (j, &followee) in ids.iter().enumerate() {
             if i != j {
-                social::follow(db, events, follower, followee).await?;
+                let mut tx = db.begin().await.map_err(DomainError::from)?;
+                let (_, announced) = social::follow(&mut tx, follower, followee).await?;
+                events
+                    .commit(tx, announced)
+                    .await
+                    .map_err(DomainError::from)?;
                 report.push(format!("{} follows {}", USERS[i], USERS[j]));
             }
         }
@@ -73,11 +78,23 @@ pub async fn seed(
                 id
             }
             None => {
-                let image = media.upload(db, author_id, picture(hue)?).await?;
-                let id = posts::create(db, events, author_id, text, &[image.id]).await?;
+                let uploaded = media
+                    .upload(db, events, None, author_id, picture(hue)?, |m| {
+                        (m.id, m.url.clone())
+                    })
+                    .await?;
+                let (image_id, image_url): (i64, String) =
+                    serde_json::from_slice(&uploaded.body)
+                        .map_err(|e| MediaError::Internal(e.to_string()))?;
+                let mut tx = db.begin().await.map_err(DomainError::from)?;
+                let (id, announced) = posts::create(&mut tx, author_id, text, &[image_id]).await?;
+                events
+                    .commit(tx, announced)
+                    .await
+                    .map_err(DomainError::from)?;
                 report.push(format!(
-                    "created post {id} by {} with image {} ({})",
-                    USERS[author], image.id, image.url
+                    "created post {id} by {} with image {image_id} ({image_url})",
+                    USERS[author]
                 ));
                 id
             }
@@ -86,7 +103,12 @@ pub async fn seed(
     }
     // One like, so the feed's ranking by likes shows.
     if let (Some(post_id), Some(&liker)) = (first_post, ids.get(1)) {
-        reactions::react(db, events, liker, post_id, ReactionKind::Like).await?;
+        let mut tx = db.begin().await.map_err(DomainError::from)?;
+        let announced = reactions::react(&mut tx, liker, post_id, ReactionKind::Like).await?;
+        events
+            .commit(tx, announced)
+            .await
+            .map_err(DomainError::from)?;
         report.push(format!("{} likes post {post_id}", USERS[1]));
     }
     Ok(report)

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::accounts::AccountError;
 use crate::domain::DomainError;
 use crate::error::{ApiError, ForeignErrorBody};
+use crate::idempotency::IdempotencyError;
 use crate::media::MediaError;
 
 /// The error body of the microblog-compatible API.
@@ -218,6 +219,12 @@ impl ResponseError for CompatError {
 impl From<ApiError> for CompatError {
     fn from(err: ApiError) -> Self {
         Self::from_api(&err)
+    }
+}
+
+impl From<IdempotencyError> for CompatError {
+    fn from(err: IdempotencyError) -> Self {
+        ApiError::from(err).into()
     }
 }
 

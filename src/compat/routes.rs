@@ -15,8 +15,10 @@ use super::error::{self, CompatError, ErrorBody};
 use super::{FeedSlice, Tweet, User};
 use crate::accounts::{auth, Principal};
 use crate::extract::API_KEY_HEADER;
+use crate::idempotency::{self, Answer};
 use crate::pagination::DEFAULT_LIMIT;
 use crate::posts::{self, reactions, ReactionKind};
+use crate::routes::idempotent;
 use crate::routes::media::{read_file_field, UploadForm};
 use crate::social;
 use crate::state::AppState;
@@ -84,7 +86,7 @@ pub struct Done {
 
 const DONE: Done = Done { result: true };
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewTweet {
     /// The text: 1 to 500 characters after trimming, as for native posts.
     #[schema(example = "Hello from the web client")]
@@ -179,23 +181,25 @@ pub async fn feed(
         (status = 422, description = "Empty or too long text, a missing field, too many or unusable media", body = ErrorBody),
     ))]
 pub async fn create_tweet(
+    req: HttpRequest,
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
     body: web::Json<NewTweet>,
-) -> Result<HttpResponse, CompatError> {
+) -> Result<Answer, CompatError> {
+    let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
     let media_ids = body.tweet_media_ids.as_deref().unwrap_or_default();
-    let tweet_id = posts::create(
-        &state.db,
-        &state.events,
-        p.user_id,
-        &body.tweet_data,
-        media_ids,
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(TweetCreated {
-        result: true,
-        tweet_id,
-    }))
+    idempotency::run(&state.db, &state.events, key, 201, async |tx| {
+        let (tweet_id, events) = posts::create(tx, p.user_id, &body.tweet_data, media_ids).await?;
+        Ok::<_, CompatError>(idempotency::Done {
+            body: TweetCreated {
+                result: true,
+                tweet_id,
+            },
+            location: None,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/tweets/{id}", tag = TAG, security(("api_key" = [])),
@@ -223,19 +227,22 @@ pub async fn delete_tweet(
         (status = 404, body = ErrorBody),
     ))]
 pub async fn like(
+    req: HttpRequest,
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
     id: web::Path<i64>,
-) -> Result<web::Json<Done>, CompatError> {
-    reactions::react(
-        &state.db,
-        &state.events,
-        p.user_id,
-        id.into_inner(),
-        ReactionKind::Like,
-    )
-    .await?;
-    Ok(web::Json(DONE))
+) -> Result<Answer, CompatError> {
+    let post_id = id.into_inner();
+    let key = idempotent::key(&req, p.user_id, &[])?;
+    idempotency::run(&state.db, &state.events, key, 200, async |tx| {
+        let events = reactions::react(tx, p.user_id, post_id, ReactionKind::Like).await?;
+        Ok::<_, CompatError>(idempotency::Done {
+            body: DONE,
+            location: None,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/tweets/{id}/likes", tag = TAG, security(("api_key" = [])),
@@ -269,13 +276,17 @@ pub async fn upload(
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
     payload: Multipart,
-) -> Result<HttpResponse, CompatError> {
+) -> Result<Answer, CompatError> {
     let file = read_file_field(&req, payload, state.media.max_bytes()).await?;
-    let media = state.media.upload(&state.db, p.user_id, file).await?;
-    Ok(HttpResponse::Created().json(MediaCreated {
+    let key = idempotent::key(&req, p.user_id, &file)?;
+    let created = |media: &crate::media::Media| MediaCreated {
         result: true,
         media_id: media.id,
-    }))
+    };
+    Ok(state
+        .media
+        .upload(&state.db, &state.events, key, p.user_id, file, created)
+        .await?)
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = TAG, security(("api_key" = [])),
@@ -317,12 +328,22 @@ pub async fn user(
         (status = 422, description = "Following yourself", body = ErrorBody),
     ))]
 pub async fn follow(
+    req: HttpRequest,
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
     id: web::Path<i64>,
-) -> Result<web::Json<Done>, CompatError> {
-    social::follow(&state.db, &state.events, p.user_id, id.into_inner()).await?;
-    Ok(web::Json(DONE))
+) -> Result<Answer, CompatError> {
+    let followee = id.into_inner();
+    let key = idempotent::key(&req, p.user_id, &[])?;
+    idempotency::run(&state.db, &state.events, key, 200, async |tx| {
+        let (_, events) = social::follow(tx, p.user_id, followee).await?;
+        Ok::<_, CompatError>(idempotency::Done {
+            body: DONE,
+            location: None,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/users/{id}/follow", tag = TAG, security(("api_key" = [])),

@@ -20,6 +20,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
+use crate::events::EventSink;
+use crate::idempotency::{self, Answer, Begun, IdempotencyError};
 use crate::settings::MediaSettings;
 use process::ProcessError;
 use storage::{Storage, StorageError};
@@ -83,6 +85,8 @@ pub enum MediaError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     #[error("{0}")]
     Internal(String),
 }
@@ -128,12 +132,27 @@ impl MediaService {
 
     /// Processes, stores and records an upload. Either everything is kept or
     /// nothing is: a failed store leaves no row, a failed insert no objects.
-    pub async fn upload(
+    /// Processes and stores an upload as one idempotent write (see
+    /// [`idempotency`]): the answer, shaped by `answer` (201), is stored under
+    /// `key` in the transaction that records the media.
+    pub async fn upload<T>(
         &self,
         db: &PgPool,
+        events: &EventSink,
+        key: Option<idempotency::Key>,
         owner_id: i64,
         bytes: Vec<u8>,
-    ) -> Result<Media, MediaError> {
+        answer: impl FnOnce(&Media) -> T + Send + 'static,
+    ) -> Result<Answer, MediaError>
+    where
+        T: serde::Serialize,
+    {
+        // With a key, its lock is held from here: a retry while this one is
+        // processing gets a 409, not a second copy.
+        let mut write = match idempotency::begin(db, key).await? {
+            Begun::Replay(earlier) => return Ok(earlier),
+            Begun::Fresh(write) => write,
+        };
         let processed = self
             .worker
             .send(ProcessImage(bytes))
@@ -142,19 +161,30 @@ impl MediaService {
         // Detached from the request: a client hanging up mid-way must not cut
         // this short between storing and recording, leaving objects that no
         // row (and so no cleanup) knows of.
-        let this = self.clone();
-        let db = db.clone();
-        actix_web::rt::spawn(async move { this.store(&db, owner_id, processed).await })
-            .await
-            .map_err(|e| MediaError::Internal(format!("upload task: {e}")))?
+        let (this, events) = (self.clone(), events.clone());
+        actix_web::rt::spawn(async move {
+            let (media, keys) = this.store(write.conn(), owner_id, processed).await?;
+            let body = answer(&media);
+            match write.finish(&events, Vec::new(), 201, None, &body).await {
+                Ok(stored) => Ok(stored),
+                Err(e) => {
+                    this.discard(&[&keys.0, &keys.1]).await;
+                    Err(e.into())
+                }
+            }
+        })
+        .await
+        .map_err(|e| MediaError::Internal(format!("upload task: {e}")))?
     }
 
+    /// Puts the objects and records them in `tx`; returns the media and its
+    /// two storage keys. On failure no object is left behind.
     async fn store(
         &self,
-        db: &PgPool,
+        tx: &mut PgConnection,
         owner_id: i64,
         image: process::ProcessedImage,
-    ) -> Result<Media, MediaError> {
+    ) -> Result<(Media, (String, String)), MediaError> {
         let (key, thumb_key) = storage::new_keys(image.format.extension());
         let content_type = image.format.content_type();
         let width = dimension(image.width)?;
@@ -187,7 +217,7 @@ impl MediaService {
             bytes,
             image.blurhash,
         )
-        .fetch_one(db)
+        .fetch_one(&mut *tx)
         .await;
         let id = match inserted {
             Ok(id) => id,
@@ -196,7 +226,7 @@ impl MediaService {
                 return Err(e.into());
             }
         };
-        Ok(Media {
+        let media = Media {
             id,
             url: self.storage.url(&key).await?,
             thumbnail_url: self.storage.url(&thumb_key).await?,
@@ -205,7 +235,8 @@ impl MediaService {
             blurhash: image.blurhash,
             content_type: content_type.to_owned(),
             bytes,
-        })
+        };
+        Ok((media, (key, thumb_key)))
     }
 
     /// Best-effort deletion of objects no row refers to any more. A failure
@@ -221,7 +252,7 @@ impl MediaService {
     /// Each post's media, in position order. Posts without media are absent.
     pub async fn for_posts(
         &self,
-        db: &PgPool,
+        db: impl sqlx::PgExecutor<'_>,
         post_ids: &[i64],
     ) -> Result<HashMap<i64, Vec<MediaView>>, MediaError> {
         let rows = sqlx::query!(

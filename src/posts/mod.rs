@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
 use crate::accounts::Principal;
@@ -92,7 +92,7 @@ fn invalid_text(message: String) -> DomainError {
 
 /// The author of a post the viewer may see, or 404.
 pub async fn visible_author(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     post_id: i64,
 ) -> Result<i64, DomainError> {
@@ -144,13 +144,14 @@ async fn store_tags_and_mentions(
     Ok(mentioned)
 }
 
+/// Writes a post in the caller's transaction; returns its id and the events
+/// that announce it, for the caller to commit.
 pub async fn create(
-    db: &PgPool,
-    events: &EventSink,
+    tx: &mut PgConnection,
     author_id: i64,
     raw_text: &str,
     media_ids: &[i64],
-) -> Result<i64, DomainError> {
+) -> Result<(i64, Vec<DomainEvent>), DomainError> {
     let text = text::validate(raw_text, text::TEXT_MAX).map_err(invalid_text)?;
     if media_ids.len() > MAX_MEDIA {
         return Err(DomainError::invalid(
@@ -158,7 +159,6 @@ pub async fn create(
             format!("at most {MAX_MEDIA} media per post"),
         ));
     }
-    let mut tx = db.begin().await?;
     let post_id = sqlx::query_scalar!(
         "INSERT INTO posts (author_id, text) VALUES ($1, $2) RETURNING id",
         author_id,
@@ -166,8 +166,8 @@ pub async fn create(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let mentioned = store_tags_and_mentions(&mut tx, post_id, author_id, &text).await?;
-    media::attach(&mut tx, author_id, post_id, media_ids).await?;
+    let mentioned = store_tags_and_mentions(tx, post_id, author_id, &text).await?;
+    media::attach(tx, author_id, post_id, media_ids).await?;
     let mut announced = vec![DomainEvent::PostCreated { post_id, author_id }];
     announced.extend(
         mentioned
@@ -179,8 +179,7 @@ pub async fn create(
                 user_id,
             }),
     );
-    events.commit(tx, announced).await?;
-    Ok(post_id)
+    Ok((post_id, announced))
 }
 
 /// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
@@ -193,9 +192,39 @@ pub async fn load(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // One round trip for the post and what hangs off it (tags, mentions,
-    // reaction counts, the viewer's reaction): a feed page is 20 of these.
-    let rows = sqlx::query_as!(
+    let rows = rows(db, viewer, ids).await?;
+    let (found, author_ids) = keys(&rows);
+    // Independent reads, on two pool connections at once.
+    let (attachments, authors) = tokio::try_join!(
+        async { media.for_posts(db, &found).await.map_err(DomainError::from) },
+        social::profiles(db, viewer, &author_ids),
+    )?;
+    Ok(assemble(ids, rows, attachments, authors))
+}
+
+/// [`load`] inside a transaction, which sees its own writes: a write answers
+/// from what it wrote, before it commits.
+pub async fn load_in(
+    conn: &mut PgConnection,
+    media: &MediaService,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<Vec<PostView>, DomainError> {
+    let rows = rows(&mut *conn, viewer, ids).await?;
+    let (found, author_ids) = keys(&rows);
+    let attachments = media.for_posts(&mut *conn, &found).await?;
+    let authors = social::profiles(&mut *conn, viewer, &author_ids).await?;
+    Ok(assemble(ids, rows, attachments, authors))
+}
+
+/// One round trip for the posts and what hangs off them (tags, mentions,
+/// reaction counts, the viewer's reaction): a feed page is 20 of these.
+async fn rows(
+    db: impl PgExecutor<'_>,
+    viewer: Option<i64>,
+    ids: &[i64],
+) -> Result<Vec<PostRow>, DomainError> {
+    Ok(sqlx::query_as!(
         PostRow,
         r#"SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count,
                   p.hidden_reason,
@@ -219,16 +248,23 @@ pub async fn load(
         viewer as Option<i64>
     )
     .fetch_all(db)
-    .await?;
-    let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    .await?)
+}
 
-    let author_ids: Vec<i64> = rows.iter().map(|r| r.author_id).collect();
-    // Independent reads, on two pool connections at once.
-    let (mut attachments, authors) = tokio::try_join!(
-        async { media.for_posts(db, &found).await.map_err(DomainError::from) },
-        social::profiles(db, viewer, &author_ids),
-    )?;
+/// The posts found, and their authors.
+fn keys(rows: &[PostRow]) -> (Vec<i64>, Vec<i64>) {
+    (
+        rows.iter().map(|r| r.id).collect(),
+        rows.iter().map(|r| r.author_id).collect(),
+    )
+}
 
+fn assemble(
+    ids: &[i64],
+    rows: Vec<PostRow>,
+    mut attachments: HashMap<i64, Vec<MediaView>>,
+    authors: HashMap<i64, PublicProfile>,
+) -> Vec<PostView> {
     let mut by_id: HashMap<i64, PostView> = HashMap::new();
     for row in rows {
         let Some(author) = authors.get(&row.author_id).cloned() else {
@@ -255,7 +291,7 @@ pub async fn load(
         };
         by_id.insert(row.id, view);
     }
-    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    ids.iter().filter_map(|id| by_id.remove(id)).collect()
 }
 
 pub async fn get(
@@ -265,6 +301,19 @@ pub async fn get(
     post_id: i64,
 ) -> Result<PostView, DomainError> {
     load(db, media, viewer, &[post_id])
+        .await?
+        .pop()
+        .ok_or(DomainError::NotFound("post"))
+}
+
+/// [`get`] inside the transaction of a write.
+pub async fn get_in(
+    conn: &mut PgConnection,
+    media: &MediaService,
+    viewer: Option<i64>,
+    post_id: i64,
+) -> Result<PostView, DomainError> {
+    load_in(conn, media, viewer, &[post_id])
         .await?
         .pop()
         .ok_or(DomainError::NotFound("post"))

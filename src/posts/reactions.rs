@@ -6,27 +6,27 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use super::visible_author;
 use crate::domain::DomainError;
-use crate::events::{DomainEvent, EventSink};
+use crate::events::DomainEvent;
 use crate::pagination::{paginate, Page, PageParams, TimeKey};
 use crate::social::{self, PublicProfile};
 
 pub use rookery_actors::ReactionKind;
 
 /// Adds or replaces the caller's reaction. Repeating the same kind changes nothing.
+/// Reacts in the caller's transaction; returns the events to commit (none
+/// when the reaction was already this one).
 pub async fn react(
-    db: &PgPool,
-    events: &EventSink,
+    tx: &mut PgConnection,
     user_id: i64,
     post_id: i64,
     kind: ReactionKind,
-) -> Result<(), DomainError> {
-    let post_author_id = visible_author(db, Some(user_id), post_id).await?;
-    let mut tx = db.begin().await?;
+) -> Result<Vec<DomainEvent>, DomainError> {
+    let post_author_id = visible_author(&mut *tx, Some(user_id), post_id).await?;
     let previous = sqlx::query_scalar!(
         r#"SELECT kind AS "kind: ReactionKind" FROM reactions WHERE post_id = $1 AND user_id = $2 FOR UPDATE"#,
         post_id,
@@ -35,7 +35,7 @@ pub async fn react(
     .fetch_optional(&mut *tx)
     .await?;
     if previous == Some(kind) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO reactions (post_id, user_id, kind) VALUES ($1, $2, $3)
@@ -61,8 +61,7 @@ pub async fn react(
         user_id,
         kind,
     };
-    events.commit(tx, vec![event]).await?;
-    Ok(())
+    Ok(vec![event])
 }
 
 /// Idempotent.

@@ -1,14 +1,16 @@
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::comments::{self, CommentView};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, MaybeAuth};
+use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
+use crate::routes::idempotent;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateCommentRequest {
     /// 1 to 1000 characters after trimming.
     pub text: String,
@@ -25,21 +27,24 @@ pub struct EditCommentRequest {
     params(("id" = i64, Path)), request_body = CreateCommentRequest,
     responses((status = 201, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
     body: web::Json<CreateCommentRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let comment = comments::create(
-        &state.db,
-        &state.events,
-        p.user_id,
-        id.into_inner(),
-        &body.text,
-        body.parent_id,
-    )
-    .await?;
-    Ok(HttpResponse::Created().json(comment))
+) -> Result<Answer, ApiError> {
+    let post_id = id.into_inner();
+    let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
+    idempotency::run(&state.db, &state.events, key, 201, async |tx| {
+        let (comment, events) =
+            comments::create(tx, p.user_id, post_id, &body.text, body.parent_id).await?;
+        Ok::<_, ApiError>(Done {
+            location: Some(format!("/api/v1/comments/{}", comment.id)),
+            body: comment,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", params(("id" = i64, Path), PageParams),

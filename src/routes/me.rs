@@ -77,7 +77,14 @@ pub async fn delete(
     Auth(p): Auth,
     body: web::Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    users::delete_account(&state.db, &state.hasher, p.user_id, &body.password).await?;
+    users::delete_account(
+        &state.db,
+        &state.events,
+        &state.hasher,
+        p.user_id,
+        &body.password,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -94,6 +101,7 @@ pub async fn change_password(
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let pair = users::change_password(
         &state.db,
+        &state.events,
         &state.hasher,
         &state.sessions(),
         p.user_id,
@@ -136,6 +144,6 @@ pub async fn revoke_api_key(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    api_keys::revoke(&state.db, p.user_id, id.into_inner()).await?;
+    api_keys::revoke(&state.db, &state.events, p.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,7 +6,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::extract::Auth;
+use crate::idempotency::Answer;
 use crate::media::{storage, Media, MediaError};
+use crate::routes::idempotent;
 use crate::state::AppState;
 
 /// Room for the multipart framing (boundary lines, part headers) and small
@@ -38,10 +40,16 @@ pub async fn upload(
     state: web::Data<AppState>,
     Auth(p): Auth,
     payload: Multipart,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Answer, ApiError> {
     let file = read_file_field(&req, payload, state.media.max_bytes()).await?;
-    let media = state.media.upload(&state.db, p.user_id, file).await?;
-    Ok(HttpResponse::Created().json(media))
+    // The file's bytes, not the form's: a retry's multipart boundary differs.
+    let key = idempotent::key(&req, p.user_id, &file)?;
+    Ok(state
+        .media
+        .upload(&state.db, &state.events, key, p.user_id, file, |media| {
+            media.clone()
+        })
+        .await?)
 }
 
 #[utoipa::path(get, path = "/media/{key}", tag = "media",

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod comments;
 pub mod home;
+pub(crate) mod idempotent;
 pub mod me;
 pub mod media;
 pub mod ops;

@@ -1,16 +1,17 @@
-use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, MaybeAuth};
+use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
 use crate::posts::reactions::{self, Reactor};
 use crate::posts::{self, PostVersion, PostView, ReactionKind};
+use crate::routes::idempotent;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
     /// 1 to 500 characters after trimming.
     #[schema(example = "Hello #rookery, says @alice")]
@@ -25,7 +26,7 @@ pub struct EditPostRequest {
     pub text: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReactRequest {
     pub kind: ReactionKind,
 }
@@ -49,22 +50,21 @@ pub struct ViewCount {
         (status = 422, description = "Empty or too long text, too many or unusable media", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     body: web::Json<CreatePostRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let id = posts::create(
-        &state.db,
-        &state.events,
-        p.user_id,
-        &body.text,
-        &body.media_ids,
-    )
-    .await?;
-    let post = posts::get(&state.db, &state.media, Some(p.user_id), id).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/posts/{id}")))
-        .json(post))
+) -> Result<Answer, ApiError> {
+    let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
+    idempotency::run(&state.db, &state.events, key, 201, async |tx| {
+        let (id, events) = posts::create(tx, p.user_id, &body.text, &body.media_ids).await?;
+        Ok::<_, ApiError>(Done {
+            body: posts::get_in(tx, &state.media, Some(p.user_id), id).await?,
+            location: Some(format!("/api/v1/posts/{id}")),
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", params(("id" = i64, Path)),
@@ -152,16 +152,23 @@ pub async fn by_user(
     params(("id" = i64, Path)), request_body = ReactRequest,
     responses((status = 200, description = "The post with its counts", body = PostView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, description = "Unknown kind", body = Problem, content_type = "application/problem+json")))]
 pub async fn react(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
     body: web::Json<ReactRequest>,
-) -> Result<web::Json<PostView>, ApiError> {
+) -> Result<Answer, ApiError> {
     let id = id.into_inner();
-    reactions::react(&state.db, &state.events, p.user_id, id, body.kind).await?;
-    Ok(web::Json(
-        posts::get(&state.db, &state.media, Some(p.user_id), id).await?,
-    ))
+    let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
+    idempotency::run(&state.db, &state.events, key, 200, async |tx| {
+        let events = reactions::react(tx, p.user_id, id, body.kind).await?;
+        Ok::<_, ApiError>(Done {
+            body: posts::get_in(tx, &state.media, Some(p.user_id), id).await?,
+            location: None,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),

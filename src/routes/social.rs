@@ -1,8 +1,10 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, MaybeAuth};
+use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
+use crate::routes::idempotent;
 use crate::social::{self, BlockedUser, PublicProfile};
 use crate::state::AppState;
 
@@ -27,13 +29,22 @@ pub async fn profile(
         (status = 422, description = "Following yourself", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn follow(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-) -> Result<web::Json<PublicProfile>, ApiError> {
-    Ok(web::Json(
-        social::follow(&state.db, &state.events, p.user_id, id.into_inner()).await?,
-    ))
+) -> Result<Answer, ApiError> {
+    let followee = id.into_inner();
+    let key = idempotent::key(&req, p.user_id, &[])?;
+    idempotency::run(&state.db, &state.events, key, 200, async |tx| {
+        let (profile, events) = social::follow(tx, p.user_id, followee).await?;
+        Ok::<_, ApiError>(Done {
+            body: profile,
+            location: None,
+            events,
+        })
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}/follow", tag = "social", security(("bearer" = []), ("api_key" = [])),

@@ -71,7 +71,12 @@ pub async fn stream(
     // client sees 101 reaches it.
     let attachment = state
         .engine
-        .attach(principal.user_id, params.last_event_id, ConnKind::WebSocket)
+        .attach(
+            principal.user_id,
+            params.last_event_id,
+            ConnKind::WebSocket,
+            principal.api_key_id,
+        )
         .await
         .map_err(busy)?;
     actix_web::rt::spawn(session::serve_websocket(attachment, ws, stream));
@@ -185,7 +190,12 @@ pub async fn poll(
     }
     let attachment = state
         .engine
-        .attach(user_id, Some(after), ConnKind::LongPoll)
+        .attach(
+            user_id,
+            Some(after),
+            ConnKind::LongPoll,
+            principal.api_key_id,
+        )
         .await
         .map_err(busy)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -230,7 +240,12 @@ pub async fn event_stream(
     let last_event_id = from_header.or(params.last_event_id);
     let attachment = state
         .engine
-        .attach(principal.user_id, last_event_id, ConnKind::EventStream)
+        .attach(
+            principal.user_id,
+            last_event_id,
+            ConnKind::EventStream,
+            principal.api_key_id,
+        )
         .await
         .map_err(busy)?;
     let body =

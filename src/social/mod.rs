@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
 use crate::accounts::Role;
@@ -71,7 +71,7 @@ impl ProfileRow {
 
 /// Profiles of active users not in a block relation with the viewer, keyed by id.
 pub async fn profiles(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     ids: &[i64],
 ) -> Result<HashMap<i64, PublicProfile>, DomainError> {
@@ -103,7 +103,7 @@ pub async fn profiles(
 }
 
 pub async fn profile(
-    db: &PgPool,
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     user_id: i64,
 ) -> Result<PublicProfile, DomainError> {
@@ -141,18 +141,18 @@ pub async fn blocked_between(db: &PgPool, a: i64, b: i64) -> Result<bool, Domain
 }
 
 /// Idempotent. Following oneself is invalid; a blocked or absent user is not found.
+/// Follows in the caller's transaction; returns the followee's profile as
+/// the follower now sees it, and the events to commit.
 pub async fn follow(
-    db: &PgPool,
-    events: &EventSink,
+    tx: &mut PgConnection,
     follower: i64,
     followee: i64,
-) -> Result<PublicProfile, DomainError> {
+) -> Result<(PublicProfile, Vec<DomainEvent>), DomainError> {
     if follower == followee {
         return Err(DomainError::invalid("id", "you cannot follow yourself"));
     }
     // The profile lookup already refuses absent, inactive and blocked users.
-    profile(db, Some(follower), followee).await?;
-    let mut tx = db.begin().await?;
+    profile(&mut *tx, Some(follower), followee).await?;
     let inserted = sqlx::query!(
         "INSERT INTO follows (follower_id, followee_id)
          SELECT $1, $2
@@ -173,8 +173,10 @@ pub async fn follow(
     } else {
         Vec::new()
     };
-    events.commit(tx, announced).await?;
-    profile(db, Some(follower), followee).await
+    Ok((
+        profile(&mut *tx, Some(follower), followee).await?,
+        announced,
+    ))
 }
 
 /// Idempotent.

@@ -341,3 +341,168 @@ async fn after_a_redis_outage_live_delivery_resumes_and_the_log_fills_the_gap() 
     drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }
+
+#[actix_web::test]
+async fn a_password_change_on_one_node_closes_the_users_connections_on_the_other() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &redis_url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let mut ws = connect_to(&b.base, &alice, None).await;
+    crate::revocation::still_open(&mut ws).await;
+
+    let res = client
+        .put(format!("{}/api/v1/me/password", a.base))
+        .bearer_auth(&alice)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let changed = Instant::now();
+    let code = close_code(&mut ws).await.expect("a close frame");
+    assert_eq!(u16::from(code), 4401);
+    assert!(
+        changed.elapsed() < Duration::from_secs(1),
+        "closed on the other node after {:?}",
+        changed.elapsed()
+    );
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
+
+#[actix_web::test]
+async fn a_block_on_one_node_stops_post_activity_on_the_other() {
+    use crate::subscriptions::{nothing_before_pong, subscribe};
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &redis_url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (bob_id, bob) = register(&client, &a.base, "bobby").await;
+    let (_, carol) = register(&client, &a.base, "carol").await;
+    let (_, dave) = register(&client, &a.base, "dave").await;
+    let post_id = post(&client, &a.base, &alice, "watched on node B").await;
+    let mut bob_ws = connect_to(&b.base, &bob, None).await;
+    let mut carol_ws = connect_to(&b.base, &carol, None).await;
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        assert_eq!(subscribe(ws, post_id).await["type"], "subscribed");
+    }
+    let comment = |text: &'static str| {
+        let (client, url, dave) = (
+            client.clone(),
+            format!("{}/api/v1/posts/{post_id}/comments", a.base),
+            dave.clone(),
+        );
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(dave)
+                .json(&json!({ "text": text }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+    };
+    comment("before").await;
+    for ws in [&mut bob_ws, &mut carol_ws] {
+        assert_eq!(
+            next_of_type(ws, "comment.created").await["data"]["text"],
+            "before"
+        );
+        next_of_type(ws, "post.counters").await;
+    }
+
+    // Alice blocks bob through node A; node B stops telling bob at once.
+    let res = client
+        .put(format!("{}/api/v1/users/{bob_id}/block", a.base))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    comment("after").await;
+    assert_eq!(
+        next_of_type(&mut carol_ws, "comment.created").await["data"]["text"],
+        "after"
+    );
+    next_of_type(&mut carol_ws, "post.counters").await;
+    nothing_before_pong(&mut bob_ws).await;
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
+
+/// Sends `request` as is and returns the status of the answer.
+async fn raw_status(base: &str, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = vec![0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let line = String::from_utf8_lossy(&answer[..n]).to_string();
+    line.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {line:?}"))
+}
+
+/// actix-http refuses oversized heads before Rookery's code runs (no body can
+/// be set there: see the README); it must at least not log them as errors.
+#[actix_web::test]
+async fn oversized_requests_are_refused_without_an_error_in_the_log() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let node = Node::start(&url, &redis_url);
+    let client = reqwest::Client::new();
+    // Raw requests: an HTTP client refuses to build a URI this long.
+    let long_query = "q=".to_owned() + &"a".repeat(64 * 1024);
+    let status = raw_status(
+        &node.base,
+        &format!("GET /api/v1/users/alice?{long_query} HTTP/1.1\r\nhost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let huge_query = "q=".to_owned() + &"a".repeat(1024 * 1024);
+    let status = raw_status(
+        &node.base,
+        &format!("GET /api/v1/users/alice?{huge_query} HTTP/1.1\r\nhost: x\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 431);
+    let res = client
+        .get(format!("{}/healthz", node.base))
+        .header("x-padding", "a".repeat(200 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 431);
+    // The node still serves, and its log holds no error.
+    let res = client
+        .get(format!("{}/healthz", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let errors: Vec<String> = node
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains(r#""level":"ERROR""#))
+        .cloned()
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    drop(node);
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}

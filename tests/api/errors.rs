@@ -230,3 +230,71 @@ async fn connections_the_database_drops_fail_a_request_with_503_at_most_and_are_
         200
     );
 }
+
+#[actix_web::test]
+async fn a_nul_character_anywhere_is_a_400_problem_never_a_500() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+
+    // In a path.
+    let res = app.get("/api/v1/users/%00", None).await;
+    let body = assert_problem(res, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+    // In a JSON body: the login, and a post's text.
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"login": "ali\u{0000}ce", "password": "whatever it is"}),
+        )
+        .await;
+    assert_problem(res, 400).await;
+    // Text fields with their own rules name the field.
+    let res = app
+        .post(
+            "/api/v1/posts",
+            Some(&alice.access),
+            &json!({"text": "hello\u{0000}world"}),
+        )
+        .await;
+    let body = assert_problem(res, 422).await;
+    assert!(body["errors"]["text"].is_array(), "{body}");
+    // In a query string.
+    let res = app
+        .get(
+            &format!("/api/v1/users/{}/posts?cursor=%00", alice.id),
+            Some(&alice.access),
+        )
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    // The microblog-compatible API answers in its own shape.
+    let res = app
+        .post(
+            "/api/v1/me/api-keys",
+            Some(&alice.access),
+            &json!({"name": "web"}),
+        )
+        .await;
+    let key = res.json::<serde_json::Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .post(app.url("/api/tweets"))
+        .header("api-key", &key)
+        .json(&json!({"tweet_data": "nul\u{0000}here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["result"], false, "{body}");
+    // Nothing was stored.
+    assert_eq!(
+        app.count("SELECT count(*) FROM posts WHERE author_id = $1", alice.id)
+            .await,
+        0
+    );
+}

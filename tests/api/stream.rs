@@ -454,7 +454,12 @@ async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving
     // drains (over TCP, the kernel's buffers first take a megabyte or so).
     let mut slow = app
         .engine
-        .attach(alice.id, None, rookery_actors::session::ConnKind::WebSocket)
+        .attach(
+            alice.id,
+            None,
+            rookery_actors::session::ConnKind::WebSocket,
+            None,
+        )
         .await
         .unwrap();
 
