@@ -19,6 +19,7 @@ mod media;
 mod moderation;
 mod ops;
 mod posts;
+mod pulled;
 mod reactions;
 mod revocation;
 mod social;
