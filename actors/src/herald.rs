@@ -86,6 +86,7 @@ impl Handler<Tell> for Herald {
     fn handle(&mut self, msg: Tell, ctx: &mut Self::Context) {
         let db = self.db.clone();
         let post_id = msg.post.post_id;
+        let started = std::time::Instant::now();
         let work = async move { tell(&db, &msg.post, msg.online).await };
         // `wait`: one post at a time, so a burst of them queues here (bounded)
         // rather than holding many transactions' locks on the same users.
@@ -98,6 +99,13 @@ impl Handler<Tell> for Herald {
                     return;
                 }
             };
+            tracing::debug!(
+                post_id,
+                logged = told.events.len(),
+                elsewhere = told.elsewhere.len(),
+                elapsed_us = started.elapsed().as_micros(),
+                "pulled post told"
+            );
             // Data, like any batch's events: a full registry drops them, the log keeps them.
             if !told.events.is_empty() && act.registry.try_send(Deliver(told.events)).is_err() {
                 tracing::warn!(
