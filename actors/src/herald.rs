@@ -16,6 +16,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use crate::feed::FANOUT_CHUNK;
 use crate::log::{self, Recipients, UserEvent};
 use crate::registry::{Deliver, FromLog, SessionRegistry};
 
@@ -84,75 +85,104 @@ impl Handler<Tell> for Herald {
     type Result = ();
 
     fn handle(&mut self, msg: Tell, ctx: &mut Self::Context) {
-        let db = self.db.clone();
+        let (db, registry) = (self.db.clone(), self.registry.clone());
         let post_id = msg.post.post_id;
         let started = std::time::Instant::now();
-        let work = async move { tell(&db, &msg.post, msg.online).await };
+        let work = async move { tell(&db, &registry, &msg.post, msg.online).await };
         // `wait`: one post at a time, so a burst of them queues here (bounded)
         // rather than holding many transactions' locks on the same users.
-        ctx.wait(work.into_actor(self).map(move |result, act, _| {
-            let told = match result {
-                Ok(told) => told,
-                Err(e) => {
-                    // Nothing was committed: the followers find the post in their feed.
-                    tracing::warn!(post_id, error = %e, "pulled post not told live");
-                    return;
-                }
-            };
-            tracing::debug!(
+        ctx.wait(work.into_actor(self).map(move |result, _, _| match result {
+            Ok(told) => tracing::debug!(
                 post_id,
-                logged = told.events.len(),
-                elsewhere = told.elsewhere.len(),
+                logged = told.logged,
+                elsewhere = told.elsewhere,
+                steps = told.steps,
                 elapsed_us = started.elapsed().as_micros(),
                 "pulled post told"
-            );
-            // Data, like any batch's events: a full registry drops them, the log keeps them.
-            if !told.events.is_empty() && act.registry.try_send(Deliver(told.events)).is_err() {
-                tracing::warn!(
-                    "session registry mailbox full; live events dropped, the log keeps them"
-                );
-            }
-            if !told.elsewhere.is_empty() {
-                let _ = act.registry.try_send(FromLog(told.elsewhere));
-            }
+            ),
+            // What was committed went out; the rest of the followers find
+            // the post in their feed.
+            Err(e) => tracing::warn!(post_id, error = %e, "pulled post not told live to all"),
         }));
     }
 }
 
-/// What telling one post did on this node.
+/// What telling one post did on this node, for the log.
+#[derive(Default)]
 struct Told {
-    /// Logged here, for the followers online here.
-    events: Vec<UserEvent>,
-    /// Followers online here for whom another node logged it first (they are
-    /// online there too): their sessions here read it from the log.
-    elsewhere: Vec<i64>,
+    /// Followers it was logged for here.
+    logged: usize,
+    /// Followers online here for whom another node logged it first.
+    elsewhere: usize,
+    steps: usize,
 }
 
-async fn tell(db: &PgPool, post: &PulledPost, mut online: Vec<i64>) -> Result<Told, sqlx::Error> {
-    // One order for every node's locks on the same users (the claim rows,
-    // then the stream counters), as the feed supervisor's steps take them.
-    online.sort_unstable();
-    online.dedup();
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match try_tell(db, post, &online).await {
-            Err(e) if tries < TRIES && is_deadlock(&e) => continue,
-            result => return result,
+/// Logs the post for the followers among `online`, [`FANOUT_CHUNK`] at a
+/// time, each step committed and handed to the registry before the next,
+/// so the first followers do not wait for the last ones' writes (the
+/// delivery of one step overlaps the next step's write).
+async fn tell(
+    db: &PgPool,
+    registry: &Addr<SessionRegistry>,
+    post: &PulledPost,
+    online: Vec<i64>,
+) -> Result<Told, sqlx::Error> {
+    // In id order: every node's locks on the same users (the claim rows,
+    // then the stream counters) come in one order, as the feed
+    // supervisor's steps take them.
+    let followers = sqlx::query_scalar!(
+        "SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id = ANY($2)
+         ORDER BY follower_id",
+        post.author_id,
+        &online
+    )
+    .fetch_all(db)
+    .await?;
+    let mut told = Told::default();
+    for step in followers.chunks(chunk_len()) {
+        let mut tries = 0;
+        let (events, elsewhere) = loop {
+            tries += 1;
+            match tell_step(db, post, step).await {
+                Err(e) if tries < TRIES && is_deadlock(&e) => continue,
+                result => break result?,
+            }
+        };
+        told.steps += 1;
+        told.logged += events.len();
+        told.elsewhere += elsewhere.len();
+        // Data, like any batch's events: a full registry drops them, the log keeps them.
+        if !events.is_empty() && registry.try_send(Deliver(events)).is_err() {
+            tracing::warn!(
+                "session registry mailbox full; live events dropped, the log keeps them"
+            );
+        }
+        if !elsewhere.is_empty() {
+            let _ = registry.try_send(FromLog(elsewhere));
         }
     }
+    Ok(told)
+}
+
+fn chunk_len() -> usize {
+    usize::try_from(FANOUT_CHUNK).unwrap_or(1000).max(1)
 }
 
 fn is_deadlock(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
 }
 
-async fn try_tell(db: &PgPool, post: &PulledPost, online: &[i64]) -> Result<Told, sqlx::Error> {
+/// One step: the followers of `step` who still follow, while the post is
+/// still visible, claimed for this node, logged and committed. Returns the
+/// events logged here and the followers another node had claimed: its
+/// claim is waited for until that node commits, so their event is in the
+/// log by the time this answers.
+async fn tell_step(
+    db: &PgPool,
+    post: &PulledPost,
+    step: &[i64],
+) -> Result<(Vec<UserEvent>, Vec<i64>), sqlx::Error> {
     let mut tx = db.begin().await?;
-    // The followers among `online` (a block removes the follow), while the
-    // post is still visible, each claimed for this node. A follower whose
-    // claim another node holds is waited for until that node commits, so
-    // its event is in the log by the time this answers.
     let rows = sqlx::query!(
         r#"WITH followers AS (
                SELECT f.follower_id FROM follows f
@@ -170,7 +200,7 @@ async fn try_tell(db: &PgPool, post: &PulledPost, online: &[i64]) -> Result<Told
            FROM followers f LEFT JOIN claimed c ON c.user_id = f.follower_id
            ORDER BY f.follower_id"#,
         post.author_id,
-        online,
+        step,
         post.post_id
     )
     .fetch_all(&mut *tx)
@@ -180,7 +210,7 @@ async fn try_tell(db: &PgPool, post: &PulledPost, online: &[i64]) -> Result<Told
     let elsewhere: Vec<i64> = elsewhere.into_iter().map(|r| r.user_id).collect();
     let events = log::append(&mut tx, Recipients::Users(&here), "feed.post", &post.data).await?;
     tx.commit().await?;
-    Ok(Told { events, elsewhere })
+    Ok((events, elsewhere))
 }
 
 /// Deletes claims older than [`KEEP`].
