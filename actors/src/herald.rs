@@ -16,7 +16,6 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::feed::FANOUT_CHUNK;
 use crate::log::{self, Recipients, UserEvent};
 use crate::registry::{Deliver, FromLog, SessionRegistry};
 
@@ -27,6 +26,8 @@ const MAILBOX: usize = 256;
 /// node takes to act on it.
 const KEEP: Duration = Duration::from_secs(3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Followers logged per step (one transaction, then delivered).
+const STEP: usize = 5_000;
 /// Tries of one post's transaction when it loses a deadlock.
 const TRIES: u32 = 3;
 
@@ -117,7 +118,7 @@ struct Told {
     steps: usize,
 }
 
-/// Logs the post for the followers among `online`, [`FANOUT_CHUNK`] at a
+/// Logs the post for the followers among `online`, [`STEP`] at a
 /// time, each step committed and handed to the registry before the next,
 /// so the first followers do not wait for the last ones' writes (the
 /// delivery of one step overlaps the next step's write).
@@ -139,7 +140,7 @@ async fn tell(
     .fetch_all(db)
     .await?;
     let mut told = Told::default();
-    for step in followers.chunks(chunk_len()) {
+    for step in followers.chunks(STEP) {
         let mut tries = 0;
         let (events, elsewhere) = loop {
             tries += 1;
@@ -162,10 +163,6 @@ async fn tell(
         }
     }
     Ok(told)
-}
-
-fn chunk_len() -> usize {
-    usize::try_from(FANOUT_CHUNK).unwrap_or(1000).max(1)
 }
 
 fn is_deadlock(e: &sqlx::Error) -> bool {
