@@ -28,7 +28,9 @@ const KEEP: Duration = Duration::from_secs(3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Followers logged per step (one transaction, then delivered).
 const STEP: usize = 5_000;
-/// Tries of one post's transaction when it loses a deadlock.
+/// Tries of one step's transaction when it loses a deadlock (or a
+/// serialization failure): the steps take their locks in user order, but
+/// other writers to the same users' logs may not.
 const TRIES: u32 = 3;
 
 /// A new post by a pulled author that passed moderation, as the feed
