@@ -75,7 +75,7 @@ pub async fn stream(
             principal.user_id,
             params.last_event_id,
             ConnKind::WebSocket,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;
@@ -194,7 +194,7 @@ pub async fn poll(
             user_id,
             Some(after),
             ConnKind::LongPoll,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;
@@ -244,7 +244,7 @@ pub async fn event_stream(
             principal.user_id,
             last_event_id,
             ConnKind::EventStream,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;

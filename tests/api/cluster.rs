@@ -506,3 +506,42 @@ async fn oversized_requests_are_refused_without_an_error_in_the_log() {
     drop(node);
     let _ = drop_database(&base_database_url(), &db_name).await;
 }
+
+/// A node that was away from the bus when a password changed finds out when
+/// it is back: it checks its users' credentials anew and closes the stale ones.
+#[actix_web::test]
+async fn a_revocation_missed_during_a_redis_outage_closes_connections_once_back() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let link = RedisLink::start(&redis_url);
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &link.url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (_, bob) = register(&client, &a.base, "bobby").await;
+    let mut alice_ws = connect_to(&b.base, &alice, None).await;
+    let mut bob_ws = connect_to(&b.base, &bob, None).await;
+    crate::revocation::still_open(&mut alice_ws).await;
+
+    link.down();
+    logged(&b, "event bus subscription lost", 1).await;
+    let res = client
+        .put(format!("{}/api/v1/me/password", a.base))
+        .bearer_auth(&alice)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Node B cannot have heard of it.
+    crate::revocation::still_open(&mut alice_ws).await;
+
+    link.restore();
+    logged(&b, "subscribed to the event bus", 2).await;
+    let code = close_code(&mut alice_ws).await.expect("a close frame");
+    assert_eq!(u16::from(code), 4401);
+    // Bob's credentials still hold: his connection stays.
+    crate::revocation::still_open(&mut bob_ws).await;
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
