@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{self, CompatError, ErrorBody};
 use super::{FeedSlice, Tweet, User};
 use crate::accounts::{auth, Principal};
-use crate::extract::API_KEY_HEADER;
+use crate::extract::{JsonObject, API_KEY_HEADER};
 use crate::pagination::DEFAULT_LIMIT;
 use crate::posts::{self, reactions, ReactionKind};
 use crate::routes::media::{read_file_field, UploadForm};
@@ -181,7 +181,7 @@ pub async fn feed(
 pub async fn create_tweet(
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
-    body: web::Json<NewTweet>,
+    body: JsonObject<NewTweet>,
 ) -> Result<HttpResponse, CompatError> {
     let media_ids = body.tweet_media_ids.as_deref().unwrap_or_default();
     let tweet_id = posts::create(

@@ -9,7 +9,7 @@ use crate::accounts::tokens::Claims;
 use crate::accounts::users::{self, NewAccount};
 use crate::accounts::{Account, Role};
 use crate::error::{ApiError, Problem};
-use crate::extract::{client_address, Auth};
+use crate::extract::{client_address, Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,7 +57,7 @@ pub struct VerifyResponse {
     ))]
 pub async fn register(
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: JsonObject<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = users::register(
@@ -90,7 +90,7 @@ pub async fn register(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let address = client_address(&req, state.settings.trust_proxy);
     state
@@ -117,7 +117,7 @@ pub async fn login(
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     Ok(web::Json(
         sessions::refresh(&state.db, &state.sessions(), &body.refresh_token).await?,
@@ -128,7 +128,7 @@ pub async fn refresh(
     responses((status = 204, description = "The session of that refresh token is ended")))]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     sessions::logout(&state.db, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 
 use crate::comments::{self, CommentView};
 use crate::error::{ApiError, Problem};
-use crate::extract::{Auth, MaybeAuth};
+use crate::extract::{Auth, JsonObject, MaybeAuth};
 use crate::pagination::{Page, PageParams};
 use crate::state::AppState;
 
@@ -28,7 +28,7 @@ pub async fn create(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<CreateCommentRequest>,
+    body: JsonObject<CreateCommentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let comment = comments::create(
         &state.db,
@@ -87,7 +87,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<EditCommentRequest>,
+    body: JsonObject<EditCommentRequest>,
 ) -> Result<web::Json<CommentView>, ApiError> {
     Ok(web::Json(
         comments::edit(

@@ -7,7 +7,7 @@ use crate::accounts::sessions::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
-use crate::extract::Auth;
+use crate::extract::{Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,7 +54,7 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<UpdateProfileRequest>,
+    body: JsonObject<UpdateProfileRequest>,
 ) -> Result<web::Json<Account>, ApiError> {
     let body = body.into_inner();
     let change = ProfileChange {
@@ -75,7 +75,7 @@ pub async fn update(
 pub async fn delete(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<DeleteAccountRequest>,
+    body: JsonObject<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     users::delete_account(&state.db, &state.hasher, p.user_id, &body.password).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -90,7 +90,7 @@ pub async fn delete(
 pub async fn change_password(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<ChangePasswordRequest>,
+    body: JsonObject<ChangePasswordRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let pair = users::change_password(
         &state.db,
@@ -122,7 +122,7 @@ pub async fn list_api_keys(
 pub async fn create_api_key(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<CreateApiKeyRequest>,
+    body: JsonObject<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let created = api_keys::create(&state.db, p.user_id, &body.name).await?;
     Ok(HttpResponse::Created().json(created))

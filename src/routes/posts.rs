@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{Auth, MaybeAuth};
+use crate::extract::{Auth, JsonObject, MaybeAuth};
 use crate::pagination::{Page, PageParams};
 use crate::posts::reactions::{self, Reactor};
 use crate::posts::{self, PostVersion, PostView, ReactionKind};
@@ -51,7 +51,7 @@ pub struct ViewCount {
 pub async fn create(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<CreatePostRequest>,
+    body: JsonObject<CreatePostRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = posts::create(
         &state.db,
@@ -91,7 +91,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<EditPostRequest>,
+    body: JsonObject<EditPostRequest>,
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     posts::edit(&state.db, &state.events, p.user_id, id, &body.text).await?;
@@ -155,7 +155,7 @@ pub async fn react(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<ReactRequest>,
+    body: JsonObject<ReactRequest>,
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     reactions::react(&state.db, &state.events, p.user_id, id, body.kind).await?;
