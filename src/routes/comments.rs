@@ -10,7 +10,11 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCommentRequest {
-    /// 1 to 1000 characters after trimming.
+    /// 1 to 1000 characters after trimming; no control characters but tabs
+    /// and line breaks.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,998}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
     /// A top-level comment of the same post, to reply to it.
     pub parent_id: Option<i64>,
@@ -18,6 +22,10 @@ pub struct CreateCommentRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditCommentRequest {
+    /// As when creating the comment.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,998}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
 }
 
@@ -42,7 +50,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(comment))
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn for_post(
     state: web::Data<AppState>,
@@ -55,7 +64,8 @@ pub async fn for_post(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -67,7 +77,8 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn replies(
     state: web::Data<AppState>,

@@ -12,16 +12,26 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
-    /// 1 to 500 characters after trimming.
-    #[schema(example = "Hello #rookery, says @alice")]
+    /// 1 to 500 characters after trimming; no control characters but tabs
+    /// and line breaks.
+    #[schema(
+        example = "Hello #rookery, says @alice",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,498}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
-    /// Up to 4 ids from `POST /api/v1/media`, owned by the caller and not yet attached.
+    /// Up to 4 different ids from `POST /api/v1/media`, owned by the caller
+    /// and not yet attached.
     #[serde(default)]
+    #[schema(schema_with = super::media::media_ids_schema)]
     pub media_ids: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditPostRequest {
+    /// As when creating the post.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,498}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
 }
 
@@ -67,7 +77,8 @@ pub async fn create(
         .json(post))
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, body = PostView), (status = 404, description = "Absent, deleted or blocked", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -116,7 +127,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/history", tag = "posts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/posts/{id}/history", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, description = "Every version, oldest first", body = Vec<PostVersion>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn history(
     state: web::Data<AppState>,
@@ -128,7 +140,8 @@ pub async fn history(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PostView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn by_user(
     state: web::Data<AppState>,
@@ -175,7 +188,7 @@ pub async fn unreact(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/reactions", tag = "reactions",
+#[utoipa::path(get, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), ReactionFilter, PageParams),
     responses((status = 200, body = Page<Reactor>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn reactions(

@@ -6,7 +6,7 @@ use crate::pagination::{Page, PageParams};
 use crate::social::{self, BlockedUser, PublicProfile};
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
     params(("username" = String, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn profile(
@@ -47,7 +47,7 @@ pub async fn unfollow(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn followers(
@@ -61,7 +61,7 @@ pub async fn followers(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn following(
