@@ -16,6 +16,7 @@ mod helpers;
 mod me;
 mod media;
 mod moderation;
+mod openapi;
 mod ops;
 mod posts;
 mod reactions;
