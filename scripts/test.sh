@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs everything CI runs: formatting, lints, the sqlx offline-data check and
-# every test, against a real PostgreSQL, Redis and S3-compatible server.
+# Runs everything CI runs: formatting, lints, the sqlx offline-data check,
+# every test, against a real PostgreSQL, Redis and S3-compatible server, and
+# schemathesis against the server and its OpenAPI document
+# (scripts/schemathesis/run.sh).
 #
 # Uses DATABASE_URL, REDIS_URL and S3_ENDPOINT (with S3_ACCESS_KEY,
 # S3_SECRET_KEY, S3_REGION) when they are set. Otherwise it starts a
@@ -157,3 +159,6 @@ DATABASE_URL="$CHECK_URL" cargo sqlx database drop -y >/dev/null 2>&1 || true
 
 log "cargo test"
 cargo test --workspace --all-targets
+
+log "schemathesis: the server against its OpenAPI document"
+scripts/schemathesis/run.sh

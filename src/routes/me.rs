@@ -7,24 +7,28 @@ use crate::accounts::sessions::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
-use crate::extract::Auth;
+use crate::extract::{Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// Up to 50 characters; `null` or "" clears it; absent leaves it.
+    /// Up to 50 characters after trimming, no control characters but line
+    /// breaks; `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub display_name: Option<Option<String>>,
-    /// Up to 300 characters; `null` or "" clears it; absent leaves it.
+    /// Up to 300 characters after trimming, no control characters but line
+    /// breaks; `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,298}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub bio: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    /// 8 to 1024 characters, taken as they are.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -35,12 +39,16 @@ pub struct DeleteAccountRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
-    #[schema(example = "my script")]
+    /// 1 to 100 characters after trimming, no control characters but line breaks.
+    #[schema(
+        example = "my script",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,98}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Account), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Account)))]
 pub async fn get(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -54,7 +62,7 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<UpdateProfileRequest>,
+    body: JsonObject<UpdateProfileRequest>,
 ) -> Result<web::Json<Account>, ApiError> {
     let body = body.into_inner();
     let change = ProfileChange {
@@ -75,7 +83,7 @@ pub async fn update(
 pub async fn delete(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<DeleteAccountRequest>,
+    body: JsonObject<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     users::delete_account(
         &state.db,
@@ -97,7 +105,7 @@ pub async fn delete(
 pub async fn change_password(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<ChangePasswordRequest>,
+    body: JsonObject<ChangePasswordRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let pair = users::change_password(
         &state.db,
@@ -113,7 +121,7 @@ pub async fn change_password(
 }
 
 #[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<ApiKey>)))]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -130,7 +138,7 @@ pub async fn list_api_keys(
 pub async fn create_api_key(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<CreateApiKeyRequest>,
+    body: JsonObject<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let created = api_keys::create(&state.db, p.user_id, &body.name).await?;
     Ok(HttpResponse::Created().json(created))

@@ -4,11 +4,11 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
-use crate::routes::idempotent;
+use crate::routes::idempotent::{self, IdempotencyKey};
 use crate::social::{self, BlockedUser, PublicProfile};
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
     params(("username" = String, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn profile(
@@ -22,7 +22,7 @@ pub async fn profile(
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "social", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = PublicProfile),
         (status = 404, description = "No such user, or a block stands", body = Problem, content_type = "application/problem+json"),
@@ -58,7 +58,7 @@ pub async fn unfollow(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn followers(
@@ -72,7 +72,7 @@ pub async fn followers(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn following(

@@ -17,6 +17,7 @@ mod idempotency;
 mod me;
 mod media;
 mod moderation;
+mod openapi;
 mod ops;
 mod posts;
 mod reactions;
