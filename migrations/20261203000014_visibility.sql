@@ -33,3 +33,18 @@ LANGUAGE sql STABLE AS $$
       AND EXISTS (SELECT 1 FROM visible_users(viewer) u WHERE u.id = c.author_id)
       AND EXISTS (SELECT 1 FROM visible_posts(viewer) p WHERE p.id = c.post_id)
 $$;
+
+-- Notifications: the viewer's own, whose actor, post and comment they may
+-- still see (a notification of a comment since deleted, or from someone
+-- since blocked, is gone).
+CREATE FUNCTION visible_notifications(viewer bigint) RETURNS SETOF notifications
+LANGUAGE sql STABLE AS $$
+    SELECT n.* FROM notifications n
+    WHERE n.user_id = viewer
+      AND (n.actor_id IS NULL
+           OR EXISTS (SELECT 1 FROM visible_users(viewer) u WHERE u.id = n.actor_id))
+      AND (n.post_id IS NULL
+           OR EXISTS (SELECT 1 FROM visible_posts(viewer) p WHERE p.id = n.post_id))
+      AND (n.comment_id IS NULL
+           OR EXISTS (SELECT 1 FROM visible_comments(viewer) c WHERE c.id = n.comment_id))
+$$;

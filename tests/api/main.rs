@@ -24,3 +24,4 @@ mod revocation;
 mod social;
 mod stream;
 mod subscriptions;
+mod visibility;
