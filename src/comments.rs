@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Acquire, PgConnection, PgExecutor, PgPool, Postgres};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
 use crate::accounts::Principal;
@@ -75,31 +75,23 @@ async fn views(
 }
 
 /// The comment if the viewer may see it (its post too), else 404.
-async fn visible<'c>(
-    db: impl Acquire<'c, Database = Postgres>,
+async fn visible(
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     comment_id: i64,
 ) -> Result<CommentRow, DomainError> {
-    let mut conn = db.acquire().await?;
-    let row = sqlx::query_as!(
+    sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.id = $1 AND c.deleted_at IS NULL AND (c.hidden_at IS NULL OR c.author_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $2 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $2))",
+        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
+                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
+                  c.edited_at, c.hidden_reason
+         FROM visible_comments($2) c WHERE c.id = $1"#,
         comment_id,
         viewer as Option<i64>
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(db)
     .await?
-    .ok_or(DomainError::NotFound("comment"))?;
-    posts::visible_author(&mut *conn, viewer, row.post_id)
-        .await
-        .map_err(|_| DomainError::NotFound("comment"))?;
-    Ok(row)
+    .ok_or(DomainError::NotFound("comment"))
 }
 
 pub async fn get(
@@ -197,16 +189,12 @@ pub async fn for_post(
     let cursor: Option<IdKey> = page.cursor()?;
     let rows = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.post_id = $1 AND c.parent_id IS NULL AND c.deleted_at IS NULL
-           AND (c.hidden_at IS NULL OR c.author_id = $3)
-           AND ($2::bigint IS NULL OR c.id > $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $3))
-         ORDER BY c.id LIMIT $4",
+        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
+                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
+                  c.edited_at, c.hidden_reason
+         FROM visible_comments($3) c
+         WHERE c.post_id = $1 AND c.parent_id IS NULL AND ($2::bigint IS NULL OR c.id > $2)
+         ORDER BY c.id LIMIT $4"#,
         post_id,
         cursor.map(|c| c.id),
         viewer as Option<i64>,
@@ -233,16 +221,12 @@ pub async fn replies(
     let cursor: Option<IdKey> = page.cursor()?;
     let rows = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.parent_id = $1 AND c.deleted_at IS NULL
-           AND (c.hidden_at IS NULL OR c.author_id = $3)
-           AND ($2::bigint IS NULL OR c.id > $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $3))
-         ORDER BY c.id LIMIT $4",
+        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
+                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
+                  c.edited_at, c.hidden_reason
+         FROM visible_comments($3) c
+         WHERE c.parent_id = $1 AND ($2::bigint IS NULL OR c.id > $2)
+         ORDER BY c.id LIMIT $4"#,
         comment_id,
         cursor.map(|c| c.id),
         viewer as Option<i64>,

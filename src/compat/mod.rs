@@ -158,15 +158,10 @@ pub async fn feed(
     // leak a post. It filters the same rules too, so pages stay full.
     let ids = sqlx::query_scalar!(
         r#"WITH recent AS (
-               SELECT p.id, p.created_at FROM posts p
-               JOIN users u ON u.id = p.author_id AND u.status = 'active'
-               WHERE p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $1)
-                 AND p.author_id IN (SELECT $1::bigint
+               SELECT p.id, p.created_at FROM visible_posts($1) p
+               WHERE p.author_id IN (SELECT $1::bigint
                                      UNION ALL
                                      SELECT f.followee_id FROM follows f WHERE f.follower_id = $1)
-                 AND NOT EXISTS (SELECT 1 FROM blocks b
-                                 WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
-                                    OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
                ORDER BY p.id DESC
                LIMIT $2)
            SELECT r.id AS "id!" FROM recent r

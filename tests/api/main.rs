@@ -25,3 +25,4 @@ mod revocation;
 mod social;
 mod stream;
 mod subscriptions;
+mod visibility;
