@@ -177,60 +177,51 @@ pub async fn create(
     Ok((view, vec![event]))
 }
 
-/// Top-level comments of a post, oldest first.
-pub async fn for_post(
-    db: &PgPool,
-    viewer: Option<i64>,
-    post_id: i64,
-    page: &PageParams,
-) -> Result<Page<CommentView>, DomainError> {
-    posts::visible_author(db, viewer, post_id).await?;
-    let limit = page.limit()?;
-    let cursor: Option<IdKey> = page.cursor()?;
-    let rows = sqlx::query_as!(
-        CommentRow,
-        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
-                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
-                  c.edited_at, c.hidden_reason
-         FROM visible_comments($3) c
-         WHERE c.post_id = $1 AND c.parent_id IS NULL AND ($2::bigint IS NULL OR c.id > $2)
-         ORDER BY c.id LIMIT $4"#,
-        post_id,
-        cursor.map(|c| c.id),
-        viewer as Option<i64>,
-        limit + 1
-    )
-    .fetch_all(db)
-    .await?;
-    let (rows, next_cursor) = paginate(rows, limit, |r| IdKey { id: r.id });
-    Ok(Page {
-        items: views(db, viewer, rows).await?,
-        next_cursor,
-    })
+/// What a page of comments lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thread {
+    /// A post's top-level comments.
+    Post(i64),
+    /// The replies to a top-level comment.
+    Replies(i64),
 }
 
-/// Replies to a top-level comment, oldest first.
-pub async fn replies(
+/// A page of a thread, oldest first; 404 when the post or the comment is not
+/// the viewer's to see.
+pub async fn list(
     db: &PgPool,
     viewer: Option<i64>,
-    comment_id: i64,
+    thread: Thread,
     page: &PageParams,
 ) -> Result<Page<CommentView>, DomainError> {
-    visible(db, viewer, comment_id).await?;
+    let (of_post, id) = match thread {
+        Thread::Post(post_id) => {
+            posts::visible_author(db, viewer, post_id).await?;
+            (true, post_id)
+        }
+        Thread::Replies(comment_id) => {
+            visible(db, viewer, comment_id).await?;
+            (false, comment_id)
+        }
+    };
     let limit = page.limit()?;
     let cursor: Option<IdKey> = page.cursor()?;
+    // One branch runs (the other's one-time filter is false), on its own index.
     let rows = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
                   c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
                   c.edited_at, c.hidden_reason
-         FROM visible_comments($3) c
-         WHERE c.parent_id = $1 AND ($2::bigint IS NULL OR c.id > $2)
+         FROM (SELECT * FROM visible_comments($3) WHERE $5 AND post_id = $1 AND parent_id IS NULL
+               UNION ALL
+               SELECT * FROM visible_comments($3) WHERE NOT $5 AND parent_id = $1) c
+         WHERE ($2::bigint IS NULL OR c.id > $2)
          ORDER BY c.id LIMIT $4"#,
-        comment_id,
+        id,
         cursor.map(|c| c.id),
         viewer as Option<i64>,
-        limit + 1
+        limit + 1,
+        of_post
     )
     .fetch_all(db)
     .await?;

@@ -26,7 +26,7 @@ use crate::events::EventSink;
 use crate::media::MediaService;
 use crate::pagination::{PageParams, MAX_LIMIT};
 use crate::posts::{self, reactions, ReactionKind};
-use crate::social::{self, PublicProfile};
+use crate::social::{self, Direction, PublicProfile};
 
 pub use error::CompatError;
 
@@ -210,12 +210,6 @@ pub async fn user(db: &PgPool, viewer: i64, user_id: i64) -> Result<User, Domain
     })
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
-    Followers,
-    Following,
-}
-
 /// Walks the native paged lists up to [`LIST_CAP`] entries.
 async fn connections(
     db: &PgPool,
@@ -231,10 +225,7 @@ async fn connections(
             limit: Some(room.min(MAX_LIMIT)),
             cursor,
         };
-        let page = match direction {
-            Direction::Followers => social::followers(db, Some(viewer), user_id, &params).await?,
-            Direction::Following => social::following(db, Some(viewer), user_id, &params).await?,
-        };
+        let page = social::follow_list(db, Some(viewer), user_id, direction, &params).await?;
         out.extend(page.items.iter().map(UserRef::from));
         match page.next_cursor {
             Some(next) if i64::try_from(out.len()).unwrap_or(LIST_CAP) < LIST_CAP => {

@@ -2,7 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::comments::{self, CommentView};
+use crate::comments::{self, CommentView, Thread};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, JsonObject, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
@@ -65,7 +65,13 @@ pub async fn for_post(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<CommentView>>, ApiError> {
     Ok(web::Json(
-        comments::for_post(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        comments::list(
+            &state.db,
+            viewer.user_id(),
+            Thread::Post(id.into_inner()),
+            &page,
+        )
+        .await?,
     ))
 }
 
@@ -92,7 +98,13 @@ pub async fn replies(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<CommentView>>, ApiError> {
     Ok(web::Json(
-        comments::replies(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        comments::list(
+            &state.db,
+            viewer.user_id(),
+            Thread::Replies(id.into_inner()),
+            &page,
+        )
+        .await?,
     ))
 }
 

@@ -5,7 +5,7 @@ use crate::extract::{Auth, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
 use crate::routes::idempotent::{self, IdempotencyKey};
-use crate::social::{self, BlockedUser, PublicProfile};
+use crate::social::{self, BlockedUser, Direction, PublicProfile};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
@@ -68,7 +68,14 @@ pub async fn followers(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
     Ok(web::Json(
-        social::followers(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        social::follow_list(
+            &state.db,
+            viewer.user_id(),
+            id.into_inner(),
+            Direction::Followers,
+            &page,
+        )
+        .await?,
     ))
 }
 
@@ -82,7 +89,14 @@ pub async fn following(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
     Ok(web::Json(
-        social::following(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        social::follow_list(
+            &state.db,
+            viewer.user_id(),
+            id.into_inner(),
+            Direction::Following,
+            &page,
+        )
+        .await?,
     ))
 }
 

@@ -269,58 +269,46 @@ async fn profiles_in_order(
     Ok(Page { items, next_cursor })
 }
 
-/// The followers of `user_id`, newest first. Users in a block relation with
-/// the viewer are left out.
-pub async fn followers(
-    db: &PgPool,
-    viewer: Option<i64>,
-    user_id: i64,
-    page: &PageParams,
-) -> Result<Page<PublicProfile>, DomainError> {
-    profile(db, viewer, user_id).await?;
-    let limit = page.limit()?;
-    let cursor: Option<TimeKey> = page.cursor()?;
-    let edges = sqlx::query_as!(
-        Edge,
-        r#"SELECT f.follower_id AS user_id, f.created_at
-           FROM follows f JOIN visible_users($4) u ON u.id = f.follower_id
-           WHERE f.followee_id = $1
-             AND ($2::timestamptz IS NULL OR (f.created_at, f.follower_id) < ($2, $3))
-           ORDER BY f.created_at DESC, f.follower_id DESC
-           LIMIT $5"#,
-        user_id,
-        cursor.map(|c| c.t),
-        cursor.map_or(0, |c| c.id),
-        viewer as Option<i64>,
-        limit + 1
-    )
-    .fetch_all(db)
-    .await?;
-    profiles_in_order(db, viewer, edges, limit).await
+/// Which side of `user_id`'s follows a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Who follows them.
+    Followers,
+    /// Whom they follow.
+    Following,
 }
 
-/// Whom `user_id` follows, newest first.
-pub async fn following(
+/// The followers of `user_id`, or whom they follow, newest first. Users the
+/// viewer may not see (a block either way, an inactive account) are left out.
+pub async fn follow_list(
     db: &PgPool,
     viewer: Option<i64>,
     user_id: i64,
+    direction: Direction,
     page: &PageParams,
 ) -> Result<Page<PublicProfile>, DomainError> {
     profile(db, viewer, user_id).await?;
     let limit = page.limit()?;
     let cursor: Option<TimeKey> = page.cursor()?;
+    // One branch runs (the other's one-time filter is false), each walking
+    // its own index newest first, so a page reads about `limit` rows.
     let edges = sqlx::query_as!(
         Edge,
-        r#"SELECT f.followee_id AS user_id, f.created_at
-           FROM follows f JOIN visible_users($4) u ON u.id = f.followee_id
-           WHERE f.follower_id = $1
-             AND ($2::timestamptz IS NULL OR (f.created_at, f.followee_id) < ($2, $3))
-           ORDER BY f.created_at DESC, f.followee_id DESC
-           LIMIT $5"#,
+        r#"SELECT e.user_id AS "user_id!", e.created_at AS "created_at!"
+           FROM (SELECT f.follower_id AS user_id, f.created_at FROM follows f
+                 WHERE $5 AND f.followee_id = $1
+                 UNION ALL
+                 SELECT f.followee_id, f.created_at FROM follows f
+                 WHERE NOT $5 AND f.follower_id = $1) e
+           JOIN visible_users($4) u ON u.id = e.user_id
+           WHERE ($2::timestamptz IS NULL OR (e.created_at, e.user_id) < ($2, $3))
+           ORDER BY e.created_at DESC, e.user_id DESC
+           LIMIT $6"#,
         user_id,
         cursor.map(|c| c.t),
         cursor.map_or(0, |c| c.id),
         viewer as Option<i64>,
+        direction == Direction::Followers,
         limit + 1
     )
     .fetch_all(db)
