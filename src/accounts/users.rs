@@ -41,7 +41,7 @@ pub async fn register(
         .ok();
     let _ = validate::password(new.password).map_err(|m| push(&mut errors, "password", m));
     let display_name = match new.display_name {
-        Some(raw) => validate::text_field(raw, validate::DISPLAY_NAME_MAX)
+        Some(raw) => validate::display_text(raw, validate::DISPLAY_NAME_MAX)
             .map_err(|m| push(&mut errors, "display_name", m))
             .ok()
             .flatten(),
@@ -88,7 +88,7 @@ pub async fn update_profile(
     let mut check =
         |field: &str, value: Option<Option<String>>, max: usize| -> Option<Option<String>> {
             match value {
-                Some(Some(raw)) => match validate::text_field(&raw, max) {
+                Some(Some(raw)) => match validate::display_text(&raw, max) {
                     Ok(v) => Some(v),
                     Err(m) => {
                         push(&mut errors, field, m);

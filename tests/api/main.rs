@@ -13,6 +13,7 @@ mod errors;
 mod fallback;
 mod feed;
 mod helpers;
+mod impersonation;
 mod me;
 mod media;
 mod moderation;
