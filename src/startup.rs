@@ -73,7 +73,6 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let hash_workers = cores * 2;
         // One image worker per core: processing is pure CPU.
         let media = MediaService::new(&settings.media, cores)
             .map_err(|e| StartupError::Other(format!("media storage: {e}")))?;
@@ -101,7 +100,7 @@ impl Application {
         );
         let state = AppState {
             jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
-            hasher: PasswordHasher::new(hash_workers)
+            hasher: PasswordHasher::new(settings.hash_concurrency)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
             login_limiter: LoginLimiter::new(settings.login_per_minute),
             events: EventSink::new(4096, Some(engine.clone())),
