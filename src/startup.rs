@@ -21,7 +21,7 @@ use crate::error;
 use crate::events::EventSink;
 use crate::media::{self, MediaService};
 use crate::metrics::{PoolCollector, SupervisorCollector};
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::Throttle;
 use crate::settings::{CorsOrigins, Settings};
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
@@ -102,7 +102,14 @@ impl Application {
             jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
             hasher: PasswordHasher::new(settings.hash_concurrency)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
-            login_limiter: LoginLimiter::new(settings.login_per_minute),
+            throttle: Throttle::new(
+                settings.login_per_minute,
+                settings.register_per_minute,
+                redis.clone(),
+                // Nodes of one deployment share a database: its name keeps
+                // deployments (and test databases) on one Redis apart.
+                db.connect_options().get_database().unwrap_or("rookery"),
+            ),
             events: EventSink::new(4096, Some(engine.clone())),
             engine: engine.clone(),
             media,
@@ -227,7 +234,7 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
         .build()
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
 
-    let limiter = state.login_limiter.clone();
+    let limiter = state.throttle.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

@@ -54,15 +54,19 @@ pub struct VerifyResponse {
         (status = 201, description = "Account created", body = Account),
         (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let account = users::register(
+    let account = users::register_from(
         &state.db,
         &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         NewAccount {
             username: &body.username,
             email: &body.email,
@@ -92,17 +96,12 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    let address = client_address(&req, state.settings.trust_proxy);
-    state
-        .login_limiter
-        .check(address, &body.login)
-        .map_err(|wait| ApiError::TooManyRequests {
-            retry_after: wait.as_secs().max(1),
-        })?;
     let pair = sessions::login(
         &state.db,
         &state.hasher,
         &state.sessions(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         &body.login,
         &body.password,
     )

@@ -1,4 +1,4 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -7,7 +7,7 @@ use crate::accounts::sessions::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
-use crate::extract::Auth;
+use crate::extract::{client_address, Auth};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,13 +71,23 @@ pub async fn update(
     responses(
         (status = 204, description = "Personal data erased, every token and key revoked"),
         (status = 422, description = "Wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     body: web::Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    users::delete_account(&state.db, &state.hasher, p.user_id, &body.password).await?;
+    users::delete_account(
+        &state.db,
+        &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
+        p.user_id,
+        &body.password,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -86,8 +96,10 @@ pub async fn delete(
     responses(
         (status = 200, description = "Changed; every other session is signed out, and this one gets new tokens", body = TokenPair),
         (status = 422, description = "Wrong current password or unacceptable new one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     body: web::Json<ChangePasswordRequest>,
@@ -96,6 +108,8 @@ pub async fn change_password(
         &state.db,
         &state.hasher,
         &state.sessions(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         p.user_id,
         &body.current_password,
         &body.new_password,

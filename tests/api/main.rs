@@ -22,3 +22,4 @@ mod posts;
 mod reactions;
 mod social;
 mod stream;
+mod throttle;
