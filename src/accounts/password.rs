@@ -28,6 +28,14 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 
+/// Verified against when no account matches (or the login is unusable), so
+/// an unknown login costs the same hash as a wrong password: these
+/// parameters, a random salt, and the hash of a random password that was
+/// thrown away. Its outcome is never used. A constant rather than a hash
+/// made at start, so an idle server holds no hashing buffer yet.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$Df/6XwERluHjfNnezHQ9Ug$z/UFFGW6aX5k05ld5vU60cRiCp+w914DGv38n9MSR60";
+
 /// A stored hash that asks for more memory than a pool buffer holds (none
 /// that Rookery wrote does: it only ever used [`MEMORY_KIB`]) is verified in a
 /// buffer of its own, allocated for that verification under the same permit,
@@ -126,18 +134,6 @@ impl BlockPool {
             _permit: permit,
         })
     }
-
-    /// A lease without waiting, or `None` when every permit is taken.
-    fn try_lease(self: &Arc<Self>) -> Result<Option<Lease>, AccountError> {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return Ok(None);
-        };
-        Ok(Some(Lease {
-            pool: self.clone(),
-            buffer: Some(self.buffer()?),
-            _permit: permit,
-        }))
-    }
 }
 
 fn params(memory_kib: u32) -> Result<Params, AccountError> {
@@ -224,23 +220,15 @@ fn verify_in(password: &str, hash: &str, blocks: &mut [Block]) -> bool {
 #[derive(Clone)]
 pub struct PasswordHasher {
     pool: Arc<BlockPool>,
-    /// A real hash of a random password: verified against when the user does
-    /// not exist, so an unknown login takes as long as a wrong password.
-    dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
     /// At most `concurrency` hashes at once, each in one of at most
     /// `concurrency` buffers of [`MEMORY_KIB`] KiB.
     pub fn new(concurrency: usize) -> Result<Self, AccountError> {
-        let pool = Arc::new(BlockPool::new(concurrency.max(1))?);
-        let dummy = super::tokens::random_token(24);
-        let mut lease = pool.try_lease()?.ok_or_else(|| {
-            AccountError::Internal("a new hasher's pool has no free permit".into())
-        })?;
-        let dummy_hash = hash_in(&dummy, lease.blocks())?.into();
-        drop(lease);
-        Ok(Self { pool, dummy_hash })
+        Ok(Self {
+            pool: Arc::new(BlockPool::new(concurrency.max(1))?),
+        })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, AccountError> {
@@ -257,9 +245,7 @@ impl PasswordHasher {
         let mut lease = self.pool.lease().await?;
         let password = password.to_owned();
         let real = hash.is_some();
-        let hash: String = hash
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.dummy_hash.to_string());
+        let hash = hash.unwrap_or(DUMMY_HASH).to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_in(&password, &hash, lease.blocks()))
             .await
             .map_err(|e| AccountError::Internal(format!("verification task failed: {e}")))?;
@@ -277,8 +263,7 @@ impl PasswordHasher {
         self.pool.allocated.load(Ordering::Acquire)
     }
 
-    /// How many hashes and verifications have taken a buffer, the dummy
-    /// hash made at start included.
+    /// How many hashes and verifications have taken a buffer.
     pub fn buffers_leased(&self) -> u64 {
         self.pool.leases.load(Ordering::Relaxed)
     }
@@ -351,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn the_dummy_hash_costs_what_a_stored_hash_costs() {
+        // The parameters new hashes get, so verifying it takes as long.
+        let mut blocks = pool_buffer();
+        let fresh = hash_in("x", &mut blocks).unwrap();
+        let params = |h: &str| h.rsplitn(3, '$').nth(2).unwrap().to_owned();
+        assert_eq!(params(DUMMY_HASH), params(&fresh));
+        let parsed = PasswordHash::new(DUMMY_HASH).unwrap();
+        assert_eq!(parsed.hash.unwrap().len(), Params::DEFAULT_OUTPUT_LEN);
+        assert!(!verify_in("", DUMMY_HASH, &mut blocks));
+    }
+
+    #[test]
     fn equal_passwords_get_different_salts() {
         let mut blocks = pool_buffer();
         assert_ne!(
@@ -365,8 +362,8 @@ mod tests {
     async fn the_pool_never_holds_more_buffers_than_permits() {
         let hasher = PasswordHasher::new(2).unwrap();
         assert_eq!(hasher.concurrency(), 2);
-        // The dummy hash was made in the first buffer.
-        assert_eq!(hasher.buffers_allocated(), 1);
+        // Nothing is allocated before the first hash.
+        assert_eq!(hasher.buffers_allocated(), 0);
         let stored = hasher.hash("correct horse").await.unwrap();
         let tasks: Vec<_> = (0..24)
             .map(|i| {
@@ -392,7 +389,7 @@ mod tests {
         }
         assert!(most <= 2, "{most} buffers existed at once");
         assert_eq!(hasher.buffers_allocated(), 2);
-        // 1 dummy + 1 stored + 24: every one of them in one of the two buffers.
-        assert_eq!(hasher.buffers_leased(), 26);
+        // 1 + 24: every one of them in one of the two buffers.
+        assert_eq!(hasher.buffers_leased(), 25);
     }
 }
