@@ -34,7 +34,7 @@ use redis::aio::ConnectionManager;
 use crate::accounts::tokens::sha256;
 
 /// How long a node waits for Redis before it decides with its own buckets.
-pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 /// After Redis failed, how long the node decides alone before trying it again.
 const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
 
