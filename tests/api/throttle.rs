@@ -163,11 +163,8 @@ async fn password_changes_are_throttled_per_account() {
         assert_problem(change("wrong password").await, 422).await;
     }
     assert_throttled(change(PASSWORD).await, 20).await;
-    // The refused change changed nothing.
-    assert_eq!(
-        app.login("alice", "a brand new password").await.status(),
-        429
-    );
+    // The refused change changed nothing: a change would have revoked the
+    // access token (its version is bumped).
     let me = app.get("/api/v1/me", Some(&alice.access)).await;
     assert_eq!(me.status(), 200, "the old tokens still work");
 }
