@@ -8,7 +8,7 @@ use crate::accounts::sessions::SessionConfig;
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::events::EventSink;
 use crate::media::MediaService;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::Throttle;
 use crate::settings::Settings;
 
 #[derive(Clone)]
@@ -17,7 +17,9 @@ pub struct AppState {
     pub redis: Option<redis::Client>,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
-    pub login_limiter: LoginLimiter,
+    /// Limits on what costs a password hash: logins, registrations,
+    /// password changes, account deletions.
+    pub throttle: Throttle,
     pub events: EventSink,
     pub engine: rookery_actors::Engine,
     pub media: MediaService,

@@ -88,6 +88,8 @@ pub enum AccountError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error(transparent)]
+    Throttled(#[from] crate::ratelimit::Throttled),
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Internal(String),

@@ -1,5 +1,7 @@
 //! Registration, profiles, password change and account deletion.
 
+use std::net::IpAddr;
+
 use sqlx::PgPool;
 
 use super::sessions::{self, SessionConfig, TokenPair};
@@ -7,6 +9,7 @@ use super::sessions::{self, SessionConfig, TokenPair};
 use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::error::FieldErrors;
 use crate::events::{DomainEvent, EventSink};
+use crate::ratelimit::{Bucket, Throttle};
 
 #[derive(Debug)]
 pub struct NewAccount<'a> {
@@ -36,10 +39,32 @@ fn push(errors: &mut FieldErrors, field: &str, message: String) {
     errors.entry(field.to_owned()).or_default().push(message);
 }
 
+/// Registration by a trusted caller (the command line, the demo seeder): not throttled.
 pub async fn register(
     db: &PgPool,
     hasher: &PasswordHasher,
     new: NewAccount<'_>,
+) -> Result<Account, AccountError> {
+    create(db, hasher, new, None).await
+}
+
+/// Registration by a client at `address`: valid requests (each one hashes a
+/// password) are throttled per address.
+pub async fn register_from(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
+    new: NewAccount<'_>,
+) -> Result<Account, AccountError> {
+    create(db, hasher, new, Some((throttle, address))).await
+}
+
+async fn create(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    new: NewAccount<'_>,
+    client: Option<(&Throttle, Option<IpAddr>)>,
 ) -> Result<Account, AccountError> {
     let mut errors = FieldErrors::new();
     let username = validate::username(new.username)
@@ -50,7 +75,7 @@ pub async fn register(
         .ok();
     let _ = validate::password(new.password).map_err(|m| push(&mut errors, "password", m));
     let display_name = match new.display_name {
-        Some(raw) => validate::text_field(raw, validate::DISPLAY_NAME_MAX)
+        Some(raw) => validate::display_text(raw, validate::DISPLAY_NAME_MAX)
             .map_err(|m| push(&mut errors, "display_name", m))
             .ok()
             .flatten(),
@@ -59,6 +84,9 @@ pub async fn register(
     let (Some(username), Some(email), true) = (username, email, errors.is_empty()) else {
         return Err(AccountError::Invalid(errors));
     };
+    if let Some((throttle, address)) = client {
+        throttle.begin_registration(address).await?;
+    }
     let hash = hasher.hash(new.password).await?;
     sqlx::query_as!(
         Account,
@@ -97,7 +125,7 @@ pub async fn update_profile(
     let mut check =
         |field: &str, value: Option<Option<String>>, max: usize| -> Option<Option<String>> {
             match value {
-                Some(Some(raw)) => match validate::text_field(&raw, max) {
+                Some(Some(raw)) => match validate::display_text(&raw, max) {
                     Ok(v) => Some(v),
                     Err(m) => {
                         push(&mut errors, field, m);
@@ -145,14 +173,42 @@ async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, Acco
     .flatten())
 }
 
+/// Verifies the account's password as a login does, throttled the same way:
+/// per account, and a wrong password counts against `address`. `Ok(false)`
+/// for a wrong password.
+async fn check_password(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
+    user_id: i64,
+    password: &str,
+) -> Result<bool, AccountError> {
+    let check = throttle.begin_check(address).await?;
+    throttle
+        .check_account(&check, Bucket::Account(user_id))
+        .await?;
+    let verified = match password_hash(db, user_id).await {
+        Ok(stored) => hasher.verify(password, stored.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    if !matches!(verified, Ok(false)) {
+        throttle.passed(check).await;
+    }
+    verified
+}
+
 /// Changes the password and revokes every refresh and access token, then
 /// starts a fresh session for the caller, all in one transaction: either the
 /// caller holds new tokens or nothing changed.
+#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
     db: &PgPool,
     events: &EventSink,
     hasher: &PasswordHasher,
     session_cfg: &SessionConfig<'_>,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
     user_id: i64,
     current: &str,
     new: &str,
@@ -162,8 +218,7 @@ pub async fn change_password(
         push(&mut errors, "new_password", m);
         AccountError::Invalid(errors)
     })?;
-    let stored = password_hash(db, user_id).await?;
-    if !hasher.verify(current, stored.as_deref()).await? {
+    if !check_password(db, hasher, throttle, address, user_id, current).await? {
         let mut errors = FieldErrors::new();
         push(
             &mut errors,
@@ -209,11 +264,12 @@ pub async fn delete_account(
     db: &PgPool,
     events: &EventSink,
     hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
     user_id: i64,
     password: &str,
 ) -> Result<(), AccountError> {
-    let stored = password_hash(db, user_id).await?;
-    if !hasher.verify(password, stored.as_deref()).await? {
+    if !check_password(db, hasher, throttle, address, user_id, password).await? {
         return Err(AccountError::WrongPassword);
     }
     let mut tx = db.begin().await?;

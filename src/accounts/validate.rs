@@ -1,6 +1,9 @@
 //! Pure validation of account fields. Each function returns the normalised
 //! value or the message a person should read.
 
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 30;
 pub const PASSWORD_MIN: usize = 8;
@@ -100,6 +103,40 @@ pub fn text_field(raw: &str, max: usize) -> Result<Option<String>, String> {
     Ok(Some(value.to_owned()))
 }
 
+/// The explicit bidirectional embeddings, overrides and isolates (U+202A to
+/// U+202E, U+2066 to U+2069). All are format characters too; they are named
+/// here so the rule does not depend on a table alone.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text shown as who someone is (display names and bios): a short free-text
+/// field, in Unicode NFC, without format characters (general category Cf:
+/// bidirectional controls, zero-width spaces and joiners, soft hyphens...).
+/// Those render as nothing, or reorder what follows, so `\u{202E}` or a
+/// zero-width space lets one name pass for another in clients. Every script
+/// is kept: only invisible formatting is refused. The length is counted after
+/// normalisation, in Unicode scalar values.
+pub fn display_text(raw: &str, max: usize) -> Result<Option<String>, String> {
+    let normalized: String = raw.nfc().collect();
+    let value = normalized.trim();
+    if let Some(c) = value
+        .chars()
+        .find(|&c| is_bidi_control(c) || c.general_category() == GeneralCategory::Format)
+    {
+        let what = if is_bidi_control(c) {
+            "bidirectional control characters"
+        } else {
+            "invisible formatting characters (such as zero-width spaces and joiners)"
+        };
+        return Err(format!(
+            "may not contain {what}; found U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    text_field(value, max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +197,59 @@ mod tests {
         assert!(text_field("a\u{0007}b", 10).is_err());
         assert!(text_field(&"é".repeat(11), 10).is_err());
         assert!(text_field(&"é".repeat(10), 10).is_ok());
+    }
+
+    #[test]
+    fn display_text_is_nfc_and_keeps_every_script() {
+        // "é" as e + combining acute becomes the one precomposed character.
+        assert_eq!(
+            display_text("Rene\u{0301}e", 10).unwrap(),
+            Some("Ren\u{00E9}e".into())
+        );
+        // Counted after normalisation: five decomposed pairs fit in five.
+        assert!(display_text(&"e\u{0301}".repeat(5), 5).is_ok());
+        for name in [
+            "Алиса Петрова",
+            "Ελένη",
+            "李小龍",
+            "محمد",
+            "שלום",
+            "नमस्ते",
+            "Zoë 🐦",
+        ] {
+            assert_eq!(
+                display_text(name, 50).unwrap().as_deref(),
+                Some(name),
+                "{name}"
+            );
+        }
+        assert_eq!(display_text("  ", 10).unwrap(), None);
+        assert!(display_text("a\u{0007}b", 10).is_err());
+    }
+
+    #[test]
+    fn display_text_refuses_bidi_controls_and_format_characters() {
+        for c in ('\u{202A}'..='\u{202E}').chain('\u{2066}'..='\u{2069}') {
+            let err = display_text(&format!("ali{c}ce"), 50).unwrap_err();
+            assert!(
+                err.contains("bidirectional"),
+                "U+{:04X}: {err}",
+                u32::from(c)
+            );
+            assert!(err.contains(&format!("U+{:04X}", u32::from(c))), "{err}");
+        }
+        // Zero-width space, non-joiner, joiner, word joiner, byte-order mark,
+        // soft hyphen, left-to-right and right-to-left marks, Arabic letter
+        // mark, Mongolian vowel separator: all format characters (Cf).
+        for c in [
+            '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{200E}',
+            '\u{200F}', '\u{061C}', '\u{180E}',
+        ] {
+            let err = display_text(&format!("al{c}ice"), 50).unwrap_err();
+            assert!(err.contains("invisible"), "U+{:04X}: {err}", u32::from(c));
+        }
+        // At the edges too: trimming does not hide them.
+        assert!(display_text("\u{200B}alice", 50).is_err());
+        assert!(display_text("alice\u{FEFF}", 50).is_err());
     }
 }

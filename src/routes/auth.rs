@@ -37,10 +37,11 @@ pub struct RegisterRequest {
         max_length = 1024
     )]
     pub password: String,
-    /// Up to 50 characters after trimming, no control characters but line
-    /// breaks; blank means none.
+    /// Up to 50 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); blank means none.
     #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
     )]
     pub display_name: Option<String>,
 }
@@ -74,15 +75,19 @@ pub struct VerifyResponse {
         (status = 201, description = "Account created", body = Account),
         (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonObject<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let account = users::register(
+    let account = users::register_from(
         &state.db,
         &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         NewAccount {
             username: &body.username,
             email: &body.email,
@@ -112,17 +117,12 @@ pub async fn login(
     state: web::Data<AppState>,
     body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    let address = client_address(&req, state.settings.trust_proxy);
-    state
-        .login_limiter
-        .check(address, &body.login)
-        .map_err(|wait| ApiError::TooManyRequests {
-            retry_after: wait.as_secs().max(1),
-        })?;
     let pair = sessions::login(
         &state.db,
         &state.hasher,
         &state.sessions(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         &body.login,
         &body.password,
     )

@@ -1,4 +1,4 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -7,20 +7,22 @@ use crate::accounts::sessions::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Auth, JsonObject};
+use crate::extract::{client_address, Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// Up to 50 characters after trimming, no control characters but line
-    /// breaks; `null` or blank clears it; absent leaves it.
+    /// Up to 50 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub display_name: Option<Option<String>>,
-    /// Up to 300 characters after trimming, no control characters but line
-    /// breaks; `null` or blank clears it; absent leaves it.
+    /// Up to 300 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,298}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,298}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub bio: Option<Option<String>>,
 }
 
@@ -79,8 +81,10 @@ pub async fn update(
     responses(
         (status = 204, description = "Personal data erased, every token and key revoked"),
         (status = 422, description = "Wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     body: JsonObject<DeleteAccountRequest>,
@@ -89,6 +93,8 @@ pub async fn delete(
         &state.db,
         &state.events,
         &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         p.user_id,
         &body.password,
     )
@@ -101,8 +107,10 @@ pub async fn delete(
     responses(
         (status = 200, description = "Changed; every other session is signed out, and this one gets new tokens", body = TokenPair),
         (status = 422, description = "Wrong current password or unacceptable new one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     body: JsonObject<ChangePasswordRequest>,
@@ -112,6 +120,8 @@ pub async fn change_password(
         &state.events,
         &state.hasher,
         &state.sessions(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         p.user_id,
         &body.current_password,
         &body.new_password,

@@ -142,7 +142,7 @@ fn pattern(doc: &Value, schema: &str, field: &str) -> Regex {
 /// (lower-cases to an ASCII `k`), format characters, e-mail punctuation, at
 /// random and around each length limit.
 fn samples() -> Vec<String> {
-    const ALPHABET: [char; 36] = [
+    const ALPHABET: [char; 38] = [
         'a',
         'Z',
         '0',
@@ -178,6 +178,8 @@ fn samples() -> Vec<String> {
         '\u{200b}',
         '\u{202e}',
         '\u{feff}',
+        '\u{ad}',
+        '\u{2066}',
         '\u{1f600}',
     ];
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
@@ -247,17 +249,17 @@ fn openapi_patterns_accept_exactly_what_the_server_accepts() {
         (
             "RegisterRequest",
             "display_name",
-            Box::new(|s| Some(validate::text_field(s, validate::DISPLAY_NAME_MAX).is_ok())),
+            Box::new(|s| Some(validate::display_text(s, validate::DISPLAY_NAME_MAX).is_ok())),
         ),
         (
             "UpdateProfileRequest",
             "display_name",
-            Box::new(|s| Some(validate::text_field(s, validate::DISPLAY_NAME_MAX).is_ok())),
+            Box::new(|s| Some(validate::display_text(s, validate::DISPLAY_NAME_MAX).is_ok())),
         ),
         (
             "UpdateProfileRequest",
             "bio",
-            Box::new(|s| Some(validate::text_field(s, validate::BIO_MAX).is_ok())),
+            Box::new(|s| Some(validate::display_text(s, validate::BIO_MAX).is_ok())),
         ),
         (
             "CreateApiKeyRequest",
