@@ -34,19 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    # Below Linux's ephemeral range (32768+), where outgoing connections,
-    # even closed ones in TIME_WAIT, can make a free-looking port unbindable.
-    port=$((10000 + RANDOM % 22000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free TCP port found"
-}
+source scripts/lib.sh
 
 # initdb refuses to run as root; as root, run the PostgreSQL tools as 'postgres'.
 as_pg() {

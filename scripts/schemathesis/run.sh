@@ -48,17 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$((10000 + RANDOM % 22000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free TCP port found"
-}
+source scripts/lib.sh
 
 # The binary of the current sources, from the same build as the tests.
 cargo build --quiet --bin rookery

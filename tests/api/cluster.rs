@@ -158,6 +158,18 @@ async fn alice_follows_bob(
     (alice, bob)
 }
 
+/// Changes the password of `token`'s user through the node at `base`.
+async fn change_password(client: &reqwest::Client, base: &str, token: &str) {
+    let res = client
+        .put(format!("{base}/api/v1/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 async fn post(client: &reqwest::Client, base: &str, token: &str, text: &str) -> i64 {
     let res = client
         .post(format!("{base}/api/v1/posts"))
@@ -353,14 +365,7 @@ async fn a_password_change_on_one_node_closes_the_users_connections_on_the_other
     let mut ws = connect_to(&b.base, &alice, None).await;
     crate::revocation::still_open(&mut ws).await;
 
-    let res = client
-        .put(format!("{}/api/v1/me/password", a.base))
-        .bearer_auth(&alice)
-        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_password(&client, &a.base, &alice).await;
     let changed = Instant::now();
     let code = close_code(&mut ws).await.expect("a close frame");
     assert_eq!(u16::from(code), 4401);
@@ -525,14 +530,7 @@ async fn a_revocation_missed_during_a_redis_outage_closes_connections_once_back(
 
     link.down();
     logged(&b, "event bus subscription lost", 1).await;
-    let res = client
-        .put(format!("{}/api/v1/me/password", a.base))
-        .bearer_auth(&alice)
-        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_password(&client, &a.base, &alice).await;
     // Node B cannot have heard of it.
     crate::revocation::still_open(&mut alice_ws).await;
 
