@@ -49,7 +49,6 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    events: EventSink,
     engine: Engine,
 }
 
@@ -110,31 +109,24 @@ impl Application {
                 // deployments (and test databases) on one Redis apart.
                 db.connect_options().get_database().unwrap_or("rookery"),
             ),
-            events: EventSink::new(4096, Some(engine.clone())),
+            events: EventSink::new(Some(engine.clone())),
             engine: engine.clone(),
             media,
             db,
             redis,
             settings: Arc::new(settings),
         };
-        let events = state.events.clone();
         let engine = state.engine.clone();
         let server = run(listener, state)?;
         Ok(Self {
             port,
             server,
-            events,
             engine,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// The domain-event sink, so tools and tests can observe what the app announces.
-    pub fn events(&self) -> EventSink {
-        self.events.clone()
     }
 
     /// The real-time engine, for tools and tests that attach to it directly.
