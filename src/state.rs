@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::accounts::sessions::SessionConfig;
+use crate::accounts::signin::TokenSettings;
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::events::EventSink;
 use crate::media::MediaService;
@@ -27,8 +27,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn sessions(&self) -> SessionConfig<'_> {
-        SessionConfig {
+    pub fn token_settings(&self) -> TokenSettings<'_> {
+        TokenSettings {
             jwt: &self.jwt,
             refresh_ttl: self.settings.refresh_token_ttl,
         }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use sqlx::PgPool;
 
-use super::sessions::{self, SessionConfig, TokenPair};
+use super::signin::{self, TokenPair, TokenSettings};
 
 use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::error::FieldErrors;
@@ -206,7 +206,7 @@ pub async fn change_password(
     db: &PgPool,
     events: &EventSink,
     hasher: &PasswordHasher,
-    session_cfg: &SessionConfig<'_>,
+    tokens: &TokenSettings<'_>,
     throttle: &Throttle,
     address: Option<IpAddr>,
     user_id: i64,
@@ -244,9 +244,9 @@ pub async fn change_password(
     )
     .execute(&mut *tx)
     .await?;
-    let pair = sessions::issue(
+    let pair = signin::issue(
         &mut tx,
-        session_cfg,
+        tokens,
         user_id,
         row.role,
         row.token_version,

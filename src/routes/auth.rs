@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts::auth::AuthMethod;
-use crate::accounts::sessions::{self, TokenPair};
+use crate::accounts::signin::{self, TokenPair};
 use crate::accounts::tokens::Claims;
 use crate::accounts::users::{self, NewAccount};
 use crate::accounts::{Account, Role};
@@ -117,10 +117,10 @@ pub async fn login(
     state: web::Data<AppState>,
     body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    let pair = sessions::login(
+    let pair = signin::login(
         &state.db,
         &state.hasher,
-        &state.sessions(),
+        &state.token_settings(),
         &state.throttle,
         client_address(&req, state.settings.trust_proxy),
         &body.login,
@@ -140,7 +140,7 @@ pub async fn refresh(
     body: JsonObject<RefreshRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     Ok(web::Json(
-        sessions::refresh(&state.db, &state.sessions(), &body.refresh_token).await?,
+        signin::refresh(&state.db, &state.token_settings(), &body.refresh_token).await?,
     ))
 }
 
@@ -150,7 +150,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     body: JsonObject<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    sessions::logout(&state.db, &body.refresh_token).await?;
+    signin::logout(&state.db, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,7 +3,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::accounts::api_keys::{self, ApiKey, CreatedApiKey};
-use crate::accounts::sessions::TokenPair;
+use crate::accounts::signin::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
@@ -119,7 +119,7 @@ pub async fn change_password(
         &state.db,
         &state.events,
         &state.hasher,
-        &state.sessions(),
+        &state.token_settings(),
         &state.throttle,
         client_address(&req, state.settings.trust_proxy),
         p.user_id,

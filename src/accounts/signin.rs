@@ -30,7 +30,8 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
-pub struct SessionConfig<'a> {
+/// What issuing tokens needs: the signing keys and the refresh tokens' lifetime.
+pub struct TokenSettings<'a> {
     pub jwt: &'a JwtKeys,
     pub refresh_ttl: Duration,
 }
@@ -38,7 +39,7 @@ pub struct SessionConfig<'a> {
 /// Issues an access token and a new refresh token of `family`, inside the caller's transaction.
 pub(super) async fn issue(
     tx: &mut sqlx::PgConnection,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     user_id: i64,
     role: Role,
     version: i32,
@@ -68,7 +69,7 @@ pub(super) async fn issue(
 
 async fn start(
     db: &PgPool,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     user_id: i64,
     role: Role,
     version: i32,
@@ -90,7 +91,7 @@ async fn start(
 pub async fn login(
     db: &PgPool,
     hasher: &PasswordHasher,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     throttle: &Throttle,
     address: Option<IpAddr>,
     login: &str,
@@ -110,7 +111,7 @@ pub async fn login(
 async fn checked_login(
     db: &PgPool,
     hasher: &PasswordHasher,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     throttle: &Throttle,
     check: &Check,
     login: &str,
@@ -151,7 +152,7 @@ async fn checked_login(
 
 pub async fn refresh(
     db: &PgPool,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     token: &str,
 ) -> Result<TokenPair, AccountError> {
     let mut tx = db.begin().await?;
