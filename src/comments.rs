@@ -145,7 +145,7 @@ pub async fn create(
         post_id,
         author_id,
         parent_id,
-        text
+        text.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -251,7 +251,7 @@ pub async fn edit(
         "UPDATE comments SET text = $2, edited_at = now() WHERE id = $1 AND deleted_at IS NULL
          RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at, hidden_reason",
         comment_id,
-        text
+        text.as_str()
     )
     .fetch_optional(&mut *tx)
     .await?

@@ -21,6 +21,7 @@ use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::validate::Password;
 use super::AccountError;
 
 /// OWASP Password Storage Cheat Sheet, argon2id first option.
@@ -231,9 +232,9 @@ impl PasswordHasher {
         })
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, AccountError> {
+    pub async fn hash(&self, password: Password<'_>) -> Result<String, AccountError> {
         let mut lease = self.pool.lease().await?;
-        let password = password.to_owned();
+        let password = password.as_str().to_owned();
         tokio::task::spawn_blocking(move || hash_in(&password, lease.blocks()))
             .await
             .map_err(|e| AccountError::Internal(format!("hashing task failed: {e}")))?
@@ -272,6 +273,10 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checked(password: &str) -> Password<'_> {
+        super::super::validate::password(password).unwrap()
+    }
 
     fn pool_buffer() -> Vec<Block> {
         vec![Block::default(); params(MEMORY_KIB).unwrap().block_count()]
@@ -364,7 +369,7 @@ mod tests {
         assert_eq!(hasher.concurrency(), 2);
         // Nothing is allocated before the first hash.
         assert_eq!(hasher.buffers_allocated(), 0);
-        let stored = hasher.hash("correct horse").await.unwrap();
+        let stored = hasher.hash(checked("correct horse")).await.unwrap();
         let tasks: Vec<_> = (0..24)
             .map(|i| {
                 let hasher = hasher.clone();
@@ -373,7 +378,7 @@ mod tests {
                     let allocated = hasher.buffers_allocated();
                     match i % 3 {
                         0 => {
-                            let h = hasher.hash("another one").await.unwrap();
+                            let h = hasher.hash(checked("another one")).await.unwrap();
                             assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
                         }
                         1 => assert!(hasher.verify("correct horse", Some(&stored)).await.unwrap()),

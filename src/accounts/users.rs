@@ -73,7 +73,9 @@ async fn create(
     let email = validate::email(new.email)
         .map_err(|m| push(&mut errors, "email", m))
         .ok();
-    let _ = validate::password(new.password).map_err(|m| push(&mut errors, "password", m));
+    let password = validate::password(new.password)
+        .map_err(|m| push(&mut errors, "password", m))
+        .ok();
     let display_name = match new.display_name {
         Some(raw) => validate::display_text(raw, validate::DISPLAY_NAME_MAX)
             .map_err(|m| push(&mut errors, "display_name", m))
@@ -81,20 +83,22 @@ async fn create(
             .flatten(),
         None => None,
     };
-    let (Some(username), Some(email), true) = (username, email, errors.is_empty()) else {
+    let (Some(username), Some(email), Some(password), true) =
+        (username, email, password, errors.is_empty())
+    else {
         return Err(AccountError::Invalid(errors));
     };
     if let Some((throttle, address)) = client {
         throttle.begin_registration(address).await?;
     }
-    let hash = hasher.hash(new.password).await?;
+    let hash = hasher.hash(password).await?;
     sqlx::query_as!(
         Account,
         r#"INSERT INTO users (username, email, password_hash, display_name, role)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, username, email AS "email!", display_name, bio, role AS "role: Role", created_at"#,
-        username,
-        email,
+        username.as_str(),
+        email.as_str(),
         hash,
         display_name,
         new.role as Role,
@@ -213,7 +217,7 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<TokenPair, AccountError> {
-    validate::password(new).map_err(|m| {
+    let new = validate::password(new).map_err(|m| {
         let mut errors = FieldErrors::new();
         push(&mut errors, "new_password", m);
         AccountError::Invalid(errors)

@@ -4,6 +4,43 @@
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
+/// A username that passed [`username`]: trimmed, lower-case ASCII letters,
+/// digits and underscores, of an allowed length. Only [`username`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+/// An email address that passed [`email`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+/// A new password that passed [`password`]: the only kind a hash is made of.
+#[derive(Clone, Copy)]
+pub struct Password<'a>(&'a str);
+
+impl Username {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Email {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> Password<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 30;
 pub const PASSWORD_MIN: usize = 8;
@@ -18,7 +55,7 @@ pub const API_KEY_NAME_MAX: usize = 100;
 /// Usernames are compared without regard to case, and stored lower-case.
 /// Only ASCII is checked and lower-cased, so no other character (the Kelvin
 /// sign lower-cases to `k`) can become a letter of a username.
-pub fn username(raw: &str) -> Result<String, String> {
+pub fn username(raw: &str) -> Result<Username, String> {
     let name = raw.trim();
     let len = name.chars().count();
     if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
@@ -29,7 +66,7 @@ pub fn username(raw: &str) -> Result<String, String> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err("may contain only letters a-z, digits 0-9 and underscores".into());
     }
-    Ok(name.to_ascii_lowercase())
+    Ok(Username(name.to_ascii_lowercase()))
 }
 
 /// Characters of an address's local part: those of the HTML standard's
@@ -55,7 +92,7 @@ fn is_domain_label(label: &str) -> bool {
 /// part, 254 in all) and a dot in the domain: a domain without one is valid
 /// by RFC 5322 but never a reachable mailbox here. The whole value, spaces
 /// around it included, counts towards the 254 characters.
-pub fn email(raw: &str) -> Result<String, String> {
+pub fn email(raw: &str) -> Result<Email, String> {
     if raw.chars().count() > EMAIL_MAX {
         return Err(format!("must be at most {EMAIL_MAX} characters long"));
     }
@@ -70,14 +107,14 @@ pub fn email(raw: &str) -> Result<String, String> {
         None => false,
     };
     if valid {
-        Ok(email.to_owned())
+        Ok(Email(email.to_owned()))
     } else {
         Err("is not a valid email address".into())
     }
 }
 
 /// Counted in Unicode scalar values, not bytes; never trimmed or altered.
-pub fn password(raw: &str) -> Result<(), String> {
+pub fn password(raw: &str) -> Result<Password<'_>, String> {
     let len = raw.chars().count();
     if len < PASSWORD_MIN {
         return Err(format!("must be at least {PASSWORD_MIN} characters long"));
@@ -85,7 +122,7 @@ pub fn password(raw: &str) -> Result<(), String> {
     if len > PASSWORD_MAX {
         return Err(format!("must be at most {PASSWORD_MAX} characters long"));
     }
-    Ok(())
+    Ok(Password(raw))
 }
 
 /// A short free-text field: trimmed, control characters refused, empty means none.
@@ -143,21 +180,21 @@ mod tests {
 
     #[test]
     fn usernames_are_lowercased_and_bounded() {
-        assert_eq!(username("Alice_01").unwrap(), "alice_01");
+        assert_eq!(username("Alice_01").unwrap().as_str(), "alice_01");
         assert!(username("ab").is_err());
         assert!(username(&"a".repeat(31)).is_err());
         assert!(username(&"a".repeat(30)).is_ok());
         assert!(username("al ice").is_err());
         assert!(username("alïce").is_err());
         assert!(username("al-ice").is_err());
-        assert_eq!(username(" Bob_2\n").unwrap(), "bob_2");
+        assert_eq!(username(" Bob_2\n").unwrap().as_str(), "bob_2");
         // The Kelvin sign lower-cases to an ASCII `k`; it is still refused.
         assert!(username("\u{212A}elvin").is_err());
     }
 
     #[test]
     fn emails_must_look_deliverable() {
-        assert_eq!(email(" a@example.com ").unwrap(), "a@example.com");
+        assert_eq!(email(" a@example.com ").unwrap().as_str(), "a@example.com");
         assert!(email("a@localhost").is_err());
         assert!(email("not-an-email").is_err());
         assert!(email("a@@example.com").is_err());
@@ -176,7 +213,7 @@ mod tests {
         assert!(email("al\u{0000}ice@example.com").is_err());
         // Surrounding spaces count towards the limit, then are trimmed.
         let padded = format!(" {}@example.com", "a".repeat(64));
-        assert_eq!(email(&padded).unwrap(), padded.trim());
+        assert_eq!(email(&padded).unwrap().as_str(), padded.trim());
         assert!(email(&format!("{}{}", " ".repeat(200), &padded)).is_err());
     }
 

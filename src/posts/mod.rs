@@ -24,6 +24,7 @@ use crate::pagination::{paginate, IdKey, Page, PageParams};
 use crate::social::{self, PublicProfile};
 
 pub use reactions::ReactionKind;
+use text::Text;
 
 pub const MAX_MEDIA: usize = 4;
 
@@ -112,8 +113,9 @@ async fn store_tags_and_mentions(
     tx: &mut PgConnection,
     post_id: i64,
     author_id: i64,
-    text: &str,
+    text: &Text,
 ) -> Result<Vec<i64>, DomainError> {
+    let text = text.as_str();
     let tags = text::hashtags(text);
     sqlx::query!(
         "INSERT INTO post_hashtags (post_id, tag) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
@@ -155,7 +157,7 @@ pub async fn create(
     let post_id = sqlx::query_scalar!(
         "INSERT INTO posts (author_id, text) VALUES ($1, $2) RETURNING id",
         author_id,
-        text
+        text.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -341,7 +343,7 @@ pub async fn edit(
     sqlx::query!(
         "UPDATE posts SET text = $2, edited_at = now() WHERE id = $1",
         post_id,
-        text
+        text.as_str()
     )
     .execute(&mut *tx)
     .await?;
