@@ -24,10 +24,6 @@ COPY --from=build /usr/local/bin/rookery /usr/local/bin/rookery
 WORKDIR /app
 USER rookery
 ENV ROOKERY_BIND=0.0.0.0:8080 LOG_FORMAT=json
-# Each open connection holds two 8 KiB HTTP/1 buffers (actix-http's fixed
-# size). From 8 KiB up, glibc maps each allocation on its own, so only the
-# pages a buffer uses are resident, and they go back to the system on close.
-ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=8192
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz >/dev/null || exit 1

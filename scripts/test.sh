@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs everything CI runs: formatting, lints, the sqlx offline-data check and
-# every test, against a real PostgreSQL, Redis and S3-compatible server.
+# Runs everything CI runs: formatting, lints, the sqlx offline-data check,
+# every test, against a real PostgreSQL, Redis and S3-compatible server, and
+# schemathesis against the server and its OpenAPI document
+# (scripts/schemathesis/run.sh).
 #
 # Uses DATABASE_URL, REDIS_URL and S3_ENDPOINT (with S3_ACCESS_KEY,
 # S3_SECRET_KEY, S3_REGION) when they are set. Otherwise it starts a
@@ -32,19 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    # Below Linux's ephemeral range (32768+), where outgoing connections,
-    # even closed ones in TIME_WAIT, can make a free-looking port unbindable.
-    port=$((10000 + RANDOM % 22000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free TCP port found"
-}
+source scripts/lib.sh
 
 # initdb refuses to run as root; as root, run the PostgreSQL tools as 'postgres'.
 as_pg() {
@@ -157,3 +147,6 @@ DATABASE_URL="$CHECK_URL" cargo sqlx database drop -y >/dev/null 2>&1 || true
 
 log "cargo test"
 cargo test --workspace --all-targets
+
+log "schemathesis: the server against its OpenAPI document"
+scripts/schemathesis/run.sh

@@ -258,9 +258,10 @@ fn check(options: &BenchOptions) -> Result<(), BenchError> {
             options.users
         ));
     }
-    validate::password(&options.password)
-        .or_else(|m| fail(format!("--password {m}")))
-        .map(|_| ())
+    match validate::password(&options.password) {
+        Ok(_) => Ok(()),
+        Err(m) => fail(format!("--password {m}")),
+    }
 }
 
 /// Loads the bench data set and writes the keys file; returns what was done,
@@ -291,7 +292,9 @@ pub async fn seed(
 
     // One argon2id hash, by the app's own hasher, shared by every bench user:
     // hashing 10,000 passwords would take minutes and prove nothing.
-    let password_hash = hasher.hash(&options.password).await?;
+    let password = validate::password(&options.password)
+        .map_err(|m| BenchError::Invalid(format!("--password {m}")))?;
+    let password_hash = hasher.hash(password).await?;
 
     // Users: ordinary ones, then the celebrities.
     let mut names: Vec<String> = (0..options.users)

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Acquire, PgConnection, PgExecutor, PgPool, Postgres};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
 use crate::accounts::Principal;
@@ -75,31 +75,23 @@ async fn views(
 }
 
 /// The comment if the viewer may see it (its post too), else 404.
-async fn visible<'c>(
-    db: impl Acquire<'c, Database = Postgres>,
+async fn visible(
+    db: impl PgExecutor<'_>,
     viewer: Option<i64>,
     comment_id: i64,
 ) -> Result<CommentRow, DomainError> {
-    let mut conn = db.acquire().await?;
-    let row = sqlx::query_as!(
+    sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.id = $1 AND c.deleted_at IS NULL AND (c.hidden_at IS NULL OR c.author_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $2 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $2))",
+        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
+                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
+                  c.edited_at, c.hidden_reason
+         FROM visible_comments($2) c WHERE c.id = $1"#,
         comment_id,
         viewer as Option<i64>
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(db)
     .await?
-    .ok_or(DomainError::NotFound("comment"))?;
-    posts::visible_author(&mut *conn, viewer, row.post_id)
-        .await
-        .map_err(|_| DomainError::NotFound("comment"))?;
-    Ok(row)
+    .ok_or(DomainError::NotFound("comment"))
 }
 
 pub async fn get(
@@ -153,7 +145,7 @@ pub async fn create(
         post_id,
         author_id,
         parent_id,
-        text
+        text.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -185,68 +177,51 @@ pub async fn create(
     Ok((view, vec![event]))
 }
 
-/// Top-level comments of a post, oldest first.
-pub async fn for_post(
-    db: &PgPool,
-    viewer: Option<i64>,
-    post_id: i64,
-    page: &PageParams,
-) -> Result<Page<CommentView>, DomainError> {
-    posts::visible_author(db, viewer, post_id).await?;
-    let limit = page.limit()?;
-    let cursor: Option<IdKey> = page.cursor()?;
-    let rows = sqlx::query_as!(
-        CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.post_id = $1 AND c.parent_id IS NULL AND c.deleted_at IS NULL
-           AND (c.hidden_at IS NULL OR c.author_id = $3)
-           AND ($2::bigint IS NULL OR c.id > $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $3))
-         ORDER BY c.id LIMIT $4",
-        post_id,
-        cursor.map(|c| c.id),
-        viewer as Option<i64>,
-        limit + 1
-    )
-    .fetch_all(db)
-    .await?;
-    let (rows, next_cursor) = paginate(rows, limit, |r| IdKey { id: r.id });
-    Ok(Page {
-        items: views(db, viewer, rows).await?,
-        next_cursor,
-    })
+/// What a page of comments lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thread {
+    /// A post's top-level comments.
+    Post(i64),
+    /// The replies to a top-level comment.
+    Replies(i64),
 }
 
-/// Replies to a top-level comment, oldest first.
-pub async fn replies(
+/// A page of a thread, oldest first; 404 when the post or the comment is not
+/// the viewer's to see.
+pub async fn list(
     db: &PgPool,
     viewer: Option<i64>,
-    comment_id: i64,
+    thread: Thread,
     page: &PageParams,
 ) -> Result<Page<CommentView>, DomainError> {
-    visible(db, viewer, comment_id).await?;
+    let (of_post, id) = match thread {
+        Thread::Post(post_id) => {
+            posts::visible_author(db, viewer, post_id).await?;
+            (true, post_id)
+        }
+        Thread::Replies(comment_id) => {
+            visible(db, viewer, comment_id).await?;
+            (false, comment_id)
+        }
+    };
     let limit = page.limit()?;
     let cursor: Option<IdKey> = page.cursor()?;
+    // One branch runs (the other's one-time filter is false), on its own index.
     let rows = sqlx::query_as!(
         CommentRow,
-        "SELECT c.id, c.post_id, c.parent_id, c.author_id, c.text, c.replies_count, c.created_at, c.edited_at,
-                c.hidden_reason
-         FROM comments c JOIN users u ON u.id = c.author_id AND u.status = 'active'
-         WHERE c.parent_id = $1 AND c.deleted_at IS NULL
-           AND (c.hidden_at IS NULL OR c.author_id = $3)
-           AND ($2::bigint IS NULL OR c.id > $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $3 AND b.blocked_id = c.author_id)
-                              OR (b.blocker_id = c.author_id AND b.blocked_id = $3))
-         ORDER BY c.id LIMIT $4",
-        comment_id,
+        r#"SELECT c.id AS "id!", c.post_id AS "post_id!", c.parent_id, c.author_id AS "author_id!",
+                  c.text AS "text!", c.replies_count AS "replies_count!", c.created_at AS "created_at!",
+                  c.edited_at, c.hidden_reason
+         FROM (SELECT * FROM visible_comments($3) WHERE $5 AND post_id = $1 AND parent_id IS NULL
+               UNION ALL
+               SELECT * FROM visible_comments($3) WHERE NOT $5 AND parent_id = $1) c
+         WHERE ($2::bigint IS NULL OR c.id > $2)
+         ORDER BY c.id LIMIT $4"#,
+        id,
         cursor.map(|c| c.id),
         viewer as Option<i64>,
-        limit + 1
+        limit + 1,
+        of_post
     )
     .fetch_all(db)
     .await?;
@@ -276,7 +251,7 @@ pub async fn edit(
         "UPDATE comments SET text = $2, edited_at = now() WHERE id = $1 AND deleted_at IS NULL
          RETURNING id, post_id, parent_id, author_id, text, replies_count, created_at, edited_at, hidden_reason",
         comment_id,
-        text
+        text.as_str()
     )
     .fetch_optional(&mut *tx)
     .await?

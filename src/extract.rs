@@ -7,6 +7,8 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
+use serde::Deserialize;
 
 use crate::accounts::{auth, Principal};
 use crate::error::ApiError;
@@ -125,4 +127,74 @@ pub fn client_address(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
         }
     }
     req.peer_addr().map(|a| a.ip())
+}
+
+/// A JSON request body that must be an object, for the request structs.
+///
+/// `web::Json` alone would also fill a struct from an array of its fields
+/// in declaration order (serde's derive accepts both), so `[null, null]`
+/// would clear a profile. This reads the body with `web::Json` (so the
+/// app's `JsonConfig`, its limit and error handler, still apply), but lets
+/// a struct be read only from an object: anything else is a 422, as any
+/// JSON of the wrong shape.
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Json::<ObjectOnly<T>>::from_request(req, payload);
+        Box::pin(async move { Ok(JsonObject(body.await?.into_inner().0)) })
+    }
+}
+
+/// Deserializes `T` through [`StructAsMap`].
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(StructAsMap(deserializer)).map(ObjectOnly)
+    }
+}
+
+/// Hands a struct's visitor a map and nothing else: serde_json then answers
+/// "invalid type: sequence, expected struct ..." for an array.
+struct StructAsMap<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for StructAsMap<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
 }

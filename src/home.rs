@@ -5,8 +5,14 @@
 use chrono::{DateTime, Utc};
 use rookery_actors::feed::{self, FeedKey, FeedOrder};
 use rookery_actors::notifications::{self, NotificationKind};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Number;
 use sqlx::PgPool;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::DomainError;
@@ -19,7 +25,7 @@ use crate::social::{self, PublicProfile};
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct FeedParams {
     /// `latest` (newest first, the default) or `popular` (most reactions in the last 7 days, then newest).
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub order: Option<FeedOrder>,
 }
 
@@ -102,14 +108,75 @@ pub async fn unread_count(db: &PgPool, user_id: i64) -> Result<i64, DomainError>
     Ok(notifications::unread_count(db, user_id).await?)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Either `{"ids": [...]}` or `{"all": true}`; both, or neither, is a 422.
+#[derive(Debug, Deserialize)]
 pub struct MarkRead {
     /// These notifications...
+    #[serde(default, deserialize_with = "whole_numbers")]
     pub ids: Option<Vec<i64>>,
     /// ...or all of them.
     #[serde(default)]
     pub all: bool,
 }
+
+/// JSON has one kind of number, and JSON Schema counts `458.0` as an
+/// integer: ids are read from integers in the i64 range, and from numbers
+/// written with a zero fraction below 2^53 in magnitude, where a double still
+/// holds every whole number exactly (past it, `-9223372036854775809` would
+/// round into the i64 range).
+fn whole_numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    let numbers: Option<Vec<Number>> = Option::deserialize(d)?;
+    numbers
+        .map(|numbers| {
+            numbers
+                .iter()
+                .map(|n| {
+                    whole_number(n).ok_or_else(|| {
+                        D::Error::custom(format!("{n} is not a whole number in the 64-bit range"))
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+fn whole_number(n: &Number) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+            .map(|f| f as i64)
+    })
+}
+
+/// Written out, because the derived schema cannot say "one or the other".
+impl utoipa::PartialSchema for MarkRead {
+    fn schema() -> RefOr<Schema> {
+        let flag = |value: bool| {
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([value]))
+        };
+        let ids = ArrayBuilder::new().items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        );
+        let these = ObjectBuilder::new()
+            .description(Some("These notifications (`all` absent or false)"))
+            .property("ids", ids)
+            .required("ids")
+            .property("all", flag(false));
+        let every = ObjectBuilder::new()
+            .description(Some("All of them (`ids` absent or null)"))
+            .property("all", flag(true))
+            .required("all")
+            .property("ids", ObjectBuilder::new().schema_type(Type::Null));
+        OneOfBuilder::new().item(these).item(every).into()
+    }
+}
+
+impl ToSchema for MarkRead {}
 
 /// Returns the unread count afterwards. The user's other connections are
 /// told (`notifications.read`) through the outbox.

@@ -62,7 +62,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let media = MediaService::new(&settings.media, 1).context("media storage")?;
             // No engine here: the outbox keeps the events, and a running
             // server's engine (feeds, moderation) picks them up.
-            let events = EventSink::new(64, None);
+            let events = EventSink::new(None);
             let report = demo::seed(&pool, &hasher, &media, &events).await?;
             for line in report {
                 println!("{line}");

@@ -14,6 +14,7 @@ pub const MAX_LIMIT: i64 = 100;
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageParams {
     /// Items per page: 1 to 100, default 20 (larger values are capped at 100).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -16,6 +16,9 @@ pub const DEFAULT_BIND: &str = "0.0.0.0:8080";
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
 pub const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
 pub const DEFAULT_LOGIN_PER_MINUTE: u32 = 10;
+pub const DEFAULT_REGISTER_PER_MINUTE: u32 = 10;
+/// Each concurrent hash holds a 19 MiB argon2 buffer: 64 is 1.2 GiB.
+pub const MAX_HASH_CONCURRENCY: usize = 64;
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 20;
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -166,9 +169,20 @@ pub struct SettingsArgs {
     /// Largest accepted JSON body, in bytes.
     #[arg(long, env = "ROOKERY_JSON_LIMIT", value_name = "ROOKERY_JSON_LIMIT", global = true, default_value_t = DEFAULT_JSON_LIMIT)]
     pub json_limit: usize,
-    /// Login attempts allowed per minute, per client address and per login name.
+    /// Password checks allowed per minute: failed ones per client address, and all of them per account (login, password change, account deletion).
     #[arg(long, env = "ROOKERY_LOGIN_PER_MINUTE", value_name = "ROOKERY_LOGIN_PER_MINUTE", global = true, default_value_t = NonZeroU32::new(DEFAULT_LOGIN_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
     pub login_per_minute: NonZeroU32,
+    /// Registrations allowed per minute per client address (each costs a password hash).
+    #[arg(long, env = "ROOKERY_REGISTER_PER_MINUTE", value_name = "ROOKERY_REGISTER_PER_MINUTE", global = true, default_value_t = NonZeroU32::new(DEFAULT_REGISTER_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    pub register_per_minute: NonZeroU32,
+    /// Password hashes computed at once (1 to 64); each holds a 19 MiB buffer, allocated on first use and kept. Default: the number of CPU cores.
+    #[arg(
+        long,
+        env = "ROOKERY_HASH_CONCURRENCY",
+        value_name = "ROOKERY_HASH_CONCURRENCY",
+        global = true
+    )]
+    pub hash_concurrency: Option<usize>,
     /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
     #[arg(
         long,
@@ -347,6 +361,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub json_limit: usize,
     pub login_per_minute: NonZeroU32,
+    pub register_per_minute: NonZeroU32,
+    /// Password hashes at once, and so argon2 buffers of 19 MiB at most.
+    pub hash_concurrency: usize,
     pub trust_proxy: bool,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
@@ -584,6 +601,19 @@ impl Settings {
                 reason: "must be 1 to 86400 seconds".into(),
             });
         }
+        let hash_concurrency = match args.hash_concurrency {
+            Some(n) if (1..=MAX_HASH_CONCURRENCY).contains(&n) => n,
+            Some(_) => {
+                return Err(SettingsError::Invalid {
+                    var: "ROOKERY_HASH_CONCURRENCY",
+                    reason: format!("must be 1 to {MAX_HASH_CONCURRENCY}"),
+                })
+            }
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .min(MAX_HASH_CONCURRENCY),
+        };
         if args.ws_heartbeat == 0 {
             return Err(SettingsError::Invalid {
                 var: "ROOKERY_WS_HEARTBEAT",
@@ -661,6 +691,8 @@ impl Settings {
             log_format: args.log_format,
             json_limit: args.json_limit,
             login_per_minute: args.login_per_minute,
+            register_per_minute: args.register_per_minute,
+            hash_concurrency,
             trust_proxy: args.trust_proxy,
             db_max_connections: args.db_max_connections,
             db_acquire_timeout: Duration::from_secs(args.db_acquire_timeout),
@@ -761,6 +793,34 @@ mod tests {
                 .starts_with("ROOKERY_TIMELINE_WRITE_DELAY_MS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hash_concurrency_defaults_to_the_cores_and_is_bounded() {
+        let s = parse(&["--database-url", "postgres://x/y"]).unwrap();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(s.hash_concurrency, cores.min(MAX_HASH_CONCURRENCY));
+        let s = parse(&[
+            "--database-url",
+            "postgres://x/y",
+            "--hash-concurrency",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(s.hash_concurrency, 3);
+        for bad in ["0", "65"] {
+            let err = parse(&[
+                "--database-url",
+                "postgres://x/y",
+                "--hash-concurrency",
+                bad,
+            ])
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("ROOKERY_HASH_CONCURRENCY"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

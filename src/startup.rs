@@ -21,7 +21,7 @@ use crate::error;
 use crate::events::EventSink;
 use crate::media::{self, MediaService};
 use crate::metrics::{PoolCollector, SupervisorCollector};
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::Throttle;
 use crate::settings::{CorsOrigins, Settings};
 use crate::state::AppState;
 use crate::{db, openapi, routes, telemetry};
@@ -49,7 +49,6 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
-    events: EventSink,
     engine: Engine,
 }
 
@@ -73,7 +72,6 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let hash_workers = cores * 2;
         // One image worker per core: processing is pure CPU.
         let media = MediaService::new(&settings.media, cores)
             .map_err(|e| StartupError::Other(format!("media storage: {e}")))?;
@@ -101,34 +99,34 @@ impl Application {
         );
         let state = AppState {
             jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
-            hasher: PasswordHasher::new(hash_workers)
+            hasher: PasswordHasher::new(settings.hash_concurrency)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
-            login_limiter: LoginLimiter::new(settings.login_per_minute),
-            events: EventSink::new(4096, Some(engine.clone())),
+            throttle: Throttle::new(
+                settings.login_per_minute,
+                settings.register_per_minute,
+                redis.clone(),
+                // Nodes of one deployment share a database: its name keeps
+                // deployments (and test databases) on one Redis apart.
+                db.connect_options().get_database().unwrap_or("rookery"),
+            ),
+            events: EventSink::new(Some(engine.clone())),
             engine: engine.clone(),
             media,
             db,
             redis,
             settings: Arc::new(settings),
         };
-        let events = state.events.clone();
         let engine = state.engine.clone();
         let server = run(listener, state)?;
         Ok(Self {
             port,
             server,
-            events,
             engine,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// The domain-event sink, so tools and tests can observe what the app announces.
-    pub fn events(&self) -> EventSink {
-        self.events.clone()
     }
 
     /// The real-time engine, for tools and tests that attach to it directly.
@@ -228,7 +226,7 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
         .build()
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
 
-    let limiter = state.login_limiter.clone();
+    let limiter = state.throttle.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

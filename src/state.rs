@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::accounts::sessions::SessionConfig;
+use crate::accounts::signin::TokenSettings;
 use crate::accounts::{JwtKeys, PasswordHasher};
 use crate::events::EventSink;
 use crate::media::MediaService;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::Throttle;
 use crate::settings::Settings;
 
 #[derive(Clone)]
@@ -17,7 +17,9 @@ pub struct AppState {
     pub redis: Option<redis::Client>,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasher,
-    pub login_limiter: LoginLimiter,
+    /// Limits on what costs a password hash: logins, registrations,
+    /// password changes, account deletions.
+    pub throttle: Throttle,
     pub events: EventSink,
     pub engine: rookery_actors::Engine,
     pub media: MediaService,
@@ -25,8 +27,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn sessions(&self) -> SessionConfig<'_> {
-        SessionConfig {
+    pub fn token_settings(&self) -> TokenSettings<'_> {
+        TokenSettings {
             jwt: &self.jwt,
             refresh_ttl: self.settings.refresh_token_ttl,
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::herald::PulledPost;
 use crate::log::{Payload, UserEvent};
-use crate::registry::{Activity, Deliver, Revoke, SessionRegistry};
+use crate::registry::{Activity, Deliver, Recheck, Revoke, SessionRegistry};
 
 /// Batches waiting to be published; beyond this a Redis that cannot keep up
 /// loses live delivery (never events: see the module docs).
@@ -318,12 +318,20 @@ async fn subscribe_loop(
     registry: Addr<SessionRegistry>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut first = true;
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     tracing::info!(%channel, "subscribed to the event bus");
                     backoff = Duration::from_millis(100);
+                    // Whatever was published while this node was away is
+                    // lost: events come back from the log, but a revoked
+                    // credential's connections must be found anew.
+                    if !first {
+                        registry.do_send(Recheck);
+                    }
+                    first = false;
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
                         match Batch::decode(msg.get_payload_bytes(), &node) {

@@ -379,7 +379,7 @@ async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Val
     }))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedOrder {
     Latest,

@@ -176,14 +176,14 @@ impl Engine {
     }
 
     /// Attaches a client of `user_id` to its session: see [`session::attach`].
-    /// `api_key` is the key it authenticated with, if any: revoking it closes
-    /// the connection.
+    /// `credential` is what it authenticated with: revoking it closes the
+    /// connection.
     pub async fn attach(
         &self,
         user_id: i64,
         last_event_id: Option<i64>,
         kind: session::ConnKind,
-        api_key: Option<i64>,
+        credential: session::Credential,
     ) -> Result<session::Attachment, AttachError> {
         // "From now" is fixed here, before the client hears back: an event
         // committed after this point is replayed from the log if it reaches
@@ -192,7 +192,15 @@ impl Engine {
             Some(id) => id,
             None => log::last_id(&self.db, user_id).await?,
         };
-        Ok(session::attach(&self.registry, &self.session, user_id, from, kind, api_key).await?)
+        Ok(session::attach(
+            &self.registry,
+            &self.session,
+            user_id,
+            from,
+            kind,
+            credential,
+        )
+        .await?)
     }
 
     /// The id of the newest event in `user_id`'s stream (0 when none).

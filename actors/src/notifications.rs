@@ -72,12 +72,7 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
     let Some(row) = row.filter(|r| r.inserted) else {
         return Ok(());
     };
-    let unread = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM notifications WHERE user_id = $1 AND read_at IS NULL"#,
-        n.user_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let unread = unread_count(&mut *tx, n.user_id).await?;
     let data = serde_json::json!({
         "id": row.id,
         "kind": n.kind,
@@ -241,12 +236,7 @@ impl EventHandler for NotificationHandler {
             }
             DomainEvent::NotificationsRead { user_id, ref ids } => {
                 // Every other connection of the user clears its badge.
-                let unread = sqlx::query_scalar!(
-                    r#"SELECT count(*) AS "n!" FROM notifications WHERE user_id = $1 AND read_at IS NULL"#,
-                    user_id
-                )
-                .fetch_one(&mut *tx)
-                .await?;
+                let unread = unread_count(&mut *tx, user_id).await?;
                 let data =
                     serde_json::json!({ "ids": ids, "all": ids.is_none(), "unread_count": unread });
                 out.events.extend(
@@ -278,8 +268,9 @@ pub struct NotificationRow {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-/// Newest first, before `before` (an id), optionally unread only. Notifications
-/// whose actor is now blocked either way, or gone, are left out.
+/// Newest first, before `before` (an id), optionally unread only. Only what
+/// the user may still see (`visible_notifications`): not from an actor since
+/// blocked either way or gone, nor about content since deleted or hidden.
 pub async fn list(
     db: &PgPool,
     user_id: i64,
@@ -289,17 +280,10 @@ pub async fn list(
 ) -> Result<Vec<NotificationRow>, sqlx::Error> {
     sqlx::query_as!(
         NotificationRow,
-        r#"SELECT n.id, n.kind AS "kind: NotificationKind", n.actor_id, n.post_id, n.comment_id, n.data,
-                  n.created_at, n.read_at
-           FROM notifications n
-           LEFT JOIN users a ON a.id = n.actor_id
-           WHERE n.user_id = $1
-             AND ($2::bigint IS NULL OR n.id < $2)
-             AND (NOT $3 OR n.read_at IS NULL)
-             AND (n.actor_id IS NULL OR a.status = 'active')
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $1 AND b.blocked_id = n.actor_id)
-                                OR (b.blocker_id = n.actor_id AND b.blocked_id = $1))
+        r#"SELECT n.id AS "id!", n.kind AS "kind!: NotificationKind", n.actor_id, n.post_id,
+                  n.comment_id, n.data AS "data!", n.created_at AS "created_at!", n.read_at
+           FROM visible_notifications($1) n
+           WHERE ($2::bigint IS NULL OR n.id < $2) AND (NOT $3 OR n.read_at IS NULL)
            ORDER BY n.id DESC
            LIMIT $4"#,
         user_id,
@@ -311,15 +295,11 @@ pub async fn list(
     .await
 }
 
-pub async fn unread_count(db: &PgPool, user_id: i64) -> Result<i64, sqlx::Error> {
+/// The unread notifications the user may see: the badge, the same on every
+/// read and every live event.
+pub async fn unread_count(db: impl sqlx::PgExecutor<'_>, user_id: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM notifications n
-           LEFT JOIN users a ON a.id = n.actor_id
-           WHERE n.user_id = $1 AND n.read_at IS NULL
-             AND (n.actor_id IS NULL OR a.status = 'active')
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $1 AND b.blocked_id = n.actor_id)
-                                OR (b.blocker_id = n.actor_id AND b.blocked_id = $1))"#,
+        r#"SELECT count(*) AS "n!" FROM visible_notifications($1) n WHERE n.read_at IS NULL"#,
         user_id
     )
     .fetch_one(db)

@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use crate::herald::{Herald, PulledPost, Tell};
 use crate::log::{self, UserEvent};
 use crate::session::{
-    AddConnection, CatchUp, CloseAll, CloseRevoked, ConnHandle, Push, SessionActor, SessionConfig,
-    Stop,
+    AddConnection, CatchUp, CloseAll, CloseRevoked, CloseStale, ConnHandle, Push, SessionActor,
+    SessionConfig, Stop,
 };
 use crate::watch::{Gate, Screen};
 
@@ -315,6 +315,74 @@ impl Handler<Revoke> for SessionRegistry {
             });
         }
     }
+}
+
+/// This node may have missed revocations on the bus (it was resubscribing):
+/// every online user's connections are checked against the credentials the
+/// database has now, and those no longer valid close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Recheck;
+
+impl Handler<Recheck> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: Recheck, ctx: &mut Self::Context) {
+        let sessions: Vec<(i64, Addr<SessionActor>)> = self
+            .sessions
+            .iter()
+            .map(|(id, e)| (*id, e.addr.clone()))
+            .collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        ctx.spawn(
+            async move {
+                let ids: Vec<i64> = sessions.iter().map(|(id, _)| *id).collect();
+                let current = match credentials(&db, &ids).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "credential recheck failed");
+                        return;
+                    }
+                };
+                for (user_id, session) in sessions {
+                    // A user the database does not know is closed too.
+                    let stale = current.get(&user_id).cloned().unwrap_or(CloseStale {
+                        active: false,
+                        token_version: 0,
+                        api_keys: Vec::new(),
+                    });
+                    session.do_send(stale);
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Each user's account state, token version and API keys, now.
+async fn credentials(db: &PgPool, ids: &[i64]) -> Result<HashMap<i64, CloseStale>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.status = 'active' AS "active!", u.token_version,
+                  ARRAY(SELECT k.id FROM api_keys k WHERE k.user_id = u.id) AS "api_keys!"
+           FROM users u WHERE u.id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let current = CloseStale {
+                active: r.active,
+                token_version: r.token_version,
+                api_keys: r.api_keys,
+            };
+            (r.id, current)
+        })
+        .collect())
 }
 
 /// Who of these users has a connection on this node.

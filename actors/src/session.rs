@@ -79,6 +79,20 @@ pub(crate) enum Out {
     Ping,
 }
 
+/// What a client authenticated with. When it is revoked (a password change
+/// or an account deletion void every access token; an API key is revoked on
+/// its own) the connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token issued at this `token_version` of the account.
+    AccessToken {
+        version: i32,
+    },
+    ApiKey {
+        id: i64,
+    },
+}
+
 /// How a client is attached; decides heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnKind {
@@ -93,8 +107,7 @@ pub enum ConnKind {
 
 struct Connection {
     kind: ConnKind,
-    /// The API key the client authenticated with (`None`: an access token).
-    api_key: Option<i64>,
+    credential: Credential,
     queue: mpsc::Sender<Out>,
     cut: Option<oneshot::Sender<CloseReason>>,
     missed_pongs: u32,
@@ -471,7 +484,7 @@ impl Actor for SessionActor {
 /// The socket itself stays on the HTTP worker thread that accepted it.
 pub struct ConnHandle {
     pub(crate) kind: ConnKind,
-    pub(crate) api_key: Option<i64>,
+    pub(crate) credential: Credential,
     pub(crate) queue: mpsc::Sender<Out>,
     pub(crate) cut: oneshot::Sender<CloseReason>,
 }
@@ -495,7 +508,7 @@ impl Handler<AddConnection> for SessionActor {
             msg.conn_id,
             Connection {
                 kind: msg.handle.kind,
-                api_key: msg.handle.api_key,
+                credential: msg.handle.credential,
                 queue: msg.handle.queue,
                 cut: Some(msg.handle.cut),
                 missed_pongs: 0,
@@ -549,7 +562,7 @@ pub async fn attach(
     user_id: i64,
     after: i64,
     kind: ConnKind,
-    api_key: Option<i64>,
+    credential: Credential,
 ) -> Result<Attachment, MailboxError> {
     // A futures-channel queue holds `buffer` plus one per sender: this is
     // exactly `send_queue`. (tokio's bounded channel allocates its first
@@ -561,7 +574,7 @@ pub async fn attach(
             user_id,
             handle: ConnHandle {
                 kind,
-                api_key,
+                credential,
                 queue,
                 cut,
             },
@@ -1047,9 +1060,48 @@ impl Handler<CloseRevoked> for SessionActor {
         let ids: Vec<u64> = self
             .connections
             .iter()
-            .filter(|(_, c)| msg.api_key_id.is_none() || c.api_key == msg.api_key_id)
+            .filter(|(_, c)| match msg.api_key_id {
+                None => true,
+                Some(id) => c.credential == Credential::ApiKey { id },
+            })
             .map(|(id, _)| *id)
             .collect();
+        self.close_revoked(ids);
+    }
+}
+
+/// The account's credentials as the database has them now, after this node
+/// may have missed revocations (see [`crate::registry::Recheck`]).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct CloseStale {
+    pub active: bool,
+    pub token_version: i32,
+    pub api_keys: Vec<i64>,
+}
+
+impl Handler<CloseStale> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseStale, _: &mut Self::Context) {
+        let ids: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                !msg.active
+                    || match c.credential {
+                        Credential::AccessToken { version } => version != msg.token_version,
+                        Credential::ApiKey { id } => !msg.api_keys.contains(&id),
+                    }
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        self.close_revoked(ids);
+    }
+}
+
+impl SessionActor {
+    fn close_revoked(&mut self, ids: Vec<u64>) {
         for id in ids {
             self.cut(
                 id,

@@ -1,11 +1,11 @@
 //! Live post subscriptions (`{"type":"subscribe","post_id":N}`) and the rule
 //! that guards them: a viewer hears of a post only while they may read it.
 //!
-//! The rule is the REST reads' own: the post is not deleted, and either the
-//! viewer wrote it, or it is not hidden by moderation, its author is active
-//! and no block stands between the two, either way. An activity that one
-//! user caused (a comment) also skips viewers in a block relation with that
-//! user. It is checked when a client subscribes and again on every delivery,
+//! The rule is the REST reads' own, the database's `visible_posts` (see the
+//! visibility migration): the post is not deleted, and either the viewer
+//! wrote it, or it is not hidden by moderation, its author is active and no
+//! block stands between the two, either way. An activity that one user
+//! caused (a comment) also skips viewers who may not see that user. It is checked when a client subscribes and again on every delivery,
 //! by each node against the database, so a block or a hide made after
 //! subscribing stops delivery at once, on every node, with no message of its
 //! own to lose.
@@ -22,7 +22,8 @@ pub struct Sight {
     pub viewer: i64,
     /// The viewer may read the post.
     pub post: bool,
-    /// The user behind the activity is in a block relation with the viewer.
+    /// The user behind the activity is not one the viewer may see (a block
+    /// either way, or an inactive account).
     pub actor_blocked: bool,
 }
 
@@ -36,21 +37,19 @@ pub async fn sight(
     actor: Option<i64>,
     deleted_ok: bool,
 ) -> Result<Vec<Sight>, sqlx::Error> {
+    // The rule is the database's (`visible_posts`, `visible_users`); a
+    // deleted post only needs its author still visible, to announce the
+    // deletion.
     let rows = sqlx::query!(
         r#"SELECT v.id AS "viewer!",
-                  COALESCE(p.id IS NOT NULL AND (p.deleted_at IS NULL OR $4)
-                           AND (p.author_id = v.id
-                                OR (p.hidden_at IS NULL AND u.status = 'active'
-                                    AND NOT EXISTS (SELECT 1 FROM blocks b
-                                                    WHERE (b.blocker_id = v.id AND b.blocked_id = p.author_id)
-                                                       OR (b.blocker_id = p.author_id AND b.blocked_id = v.id)))),
-                           false) AS "post!",
-                  ($3::bigint IS NOT NULL AND EXISTS (SELECT 1 FROM blocks b
-                                                      WHERE (b.blocker_id = v.id AND b.blocked_id = $3)
-                                                         OR (b.blocker_id = $3 AND b.blocked_id = v.id))) AS "actor_blocked!"
-           FROM unnest($2::bigint[]) AS v(id)
-           LEFT JOIN posts p ON p.id = $1
-           LEFT JOIN users u ON u.id = p.author_id"#,
+                  CASE WHEN $4
+                       THEN EXISTS (SELECT 1 FROM posts p JOIN visible_users(v.id) u ON u.id = p.author_id
+                                    WHERE p.id = $1)
+                       ELSE EXISTS (SELECT 1 FROM visible_posts(v.id) p WHERE p.id = $1)
+                  END AS "post!",
+                  ($3::bigint IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM visible_users(v.id) u WHERE u.id = $3)) AS "actor_blocked!"
+           FROM unnest($2::bigint[]) AS v(id)"#,
         post_id,
         viewers,
         actor as Option<i64>,

@@ -2,6 +2,7 @@
 //! The account row is always consulted, so a suspended or deleted account, or
 //! a token issued before a password change, is refused at once.
 
+use rookery_actors::session::Credential;
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
@@ -25,9 +26,8 @@ pub struct Principal {
     pub role: Role,
     pub method: AuthMethod,
     pub claims: Option<Claims>,
-    /// The API key used, for [`AuthMethod::ApiKey`]: revoking it closes the
-    /// live connections opened with it.
-    pub api_key_id: Option<i64>,
+    /// What was presented: live connections close when it is revoked.
+    pub credential: Credential,
 }
 
 pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Principal, AccountError> {
@@ -57,8 +57,10 @@ pub async fn from_jwt(db: &PgPool, keys: &JwtKeys, token: &str) -> Result<Princi
         username: row.username,
         role: row.role,
         method: AuthMethod::Jwt,
+        credential: Credential::AccessToken {
+            version: claims.ver,
+        },
         claims: Some(claims),
-        api_key_id: None,
     })
 }
 
@@ -98,6 +100,6 @@ pub async fn from_api_key(db: &PgPool, key: &str) -> Result<Principal, AccountEr
         role: row.role,
         method: AuthMethod::ApiKey,
         claims: None,
-        api_key_id: Some(row.key_id),
+        credential: Credential::ApiKey { id: row.key_id },
     })
 }

@@ -1,11 +1,12 @@
-//! Accounts: users, their credentials, sessions (refresh-token families) and
-//! API keys. This module owns the `users`, `refresh_tokens` and `api_keys`
+//! Accounts: users, their credentials, sign-in (access tokens and families of
+//! rotating refresh tokens) and API keys. ("Session" means the real-time
+//! engine's per-user actor, nothing here.) This module owns the `users`, `refresh_tokens` and `api_keys`
 //! tables; no other module writes them.
 
 pub mod api_keys;
 pub mod auth;
 pub mod password;
-pub mod sessions;
+pub mod signin;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -87,6 +88,8 @@ pub enum AccountError {
     InactiveAccount,
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error(transparent)]
+    Throttled(#[from] crate::ratelimit::Throttled),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("{0}")]

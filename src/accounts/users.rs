@@ -1,12 +1,15 @@
 //! Registration, profiles, password change and account deletion.
 
+use std::net::IpAddr;
+
 use sqlx::PgPool;
 
-use super::sessions::{self, SessionConfig, TokenPair};
+use super::signin::{self, TokenPair, TokenSettings};
 
 use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::error::FieldErrors;
 use crate::events::{DomainEvent, EventSink};
+use crate::ratelimit::{Bucket, Throttle};
 
 #[derive(Debug)]
 pub struct NewAccount<'a> {
@@ -36,10 +39,32 @@ fn push(errors: &mut FieldErrors, field: &str, message: String) {
     errors.entry(field.to_owned()).or_default().push(message);
 }
 
+/// Registration by a trusted caller (the command line, the demo seeder): not throttled.
 pub async fn register(
     db: &PgPool,
     hasher: &PasswordHasher,
     new: NewAccount<'_>,
+) -> Result<Account, AccountError> {
+    create(db, hasher, new, None).await
+}
+
+/// Registration by a client at `address`: valid requests (each one hashes a
+/// password) are throttled per address.
+pub async fn register_from(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
+    new: NewAccount<'_>,
+) -> Result<Account, AccountError> {
+    create(db, hasher, new, Some((throttle, address))).await
+}
+
+async fn create(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    new: NewAccount<'_>,
+    client: Option<(&Throttle, Option<IpAddr>)>,
 ) -> Result<Account, AccountError> {
     let mut errors = FieldErrors::new();
     let username = validate::username(new.username)
@@ -48,25 +73,32 @@ pub async fn register(
     let email = validate::email(new.email)
         .map_err(|m| push(&mut errors, "email", m))
         .ok();
-    let _ = validate::password(new.password).map_err(|m| push(&mut errors, "password", m));
+    let password = validate::password(new.password)
+        .map_err(|m| push(&mut errors, "password", m))
+        .ok();
     let display_name = match new.display_name {
-        Some(raw) => validate::text_field(raw, validate::DISPLAY_NAME_MAX)
+        Some(raw) => validate::display_text(raw, validate::DISPLAY_NAME_MAX)
             .map_err(|m| push(&mut errors, "display_name", m))
             .ok()
             .flatten(),
         None => None,
     };
-    let (Some(username), Some(email), true) = (username, email, errors.is_empty()) else {
+    let (Some(username), Some(email), Some(password), true) =
+        (username, email, password, errors.is_empty())
+    else {
         return Err(AccountError::Invalid(errors));
     };
-    let hash = hasher.hash(new.password).await?;
+    if let Some((throttle, address)) = client {
+        throttle.begin_registration(address).await?;
+    }
+    let hash = hasher.hash(password).await?;
     sqlx::query_as!(
         Account,
         r#"INSERT INTO users (username, email, password_hash, display_name, role)
            VALUES ($1, $2, $3, $4, $5)
            RETURNING id, username, email AS "email!", display_name, bio, role AS "role: Role", created_at"#,
-        username,
-        email,
+        username.as_str(),
+        email.as_str(),
         hash,
         display_name,
         new.role as Role,
@@ -97,7 +129,7 @@ pub async fn update_profile(
     let mut check =
         |field: &str, value: Option<Option<String>>, max: usize| -> Option<Option<String>> {
             match value {
-                Some(Some(raw)) => match validate::text_field(&raw, max) {
+                Some(Some(raw)) => match validate::display_text(&raw, max) {
                     Ok(v) => Some(v),
                     Err(m) => {
                         push(&mut errors, field, m);
@@ -145,25 +177,52 @@ async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, Acco
     .flatten())
 }
 
+/// Verifies the account's password as a login does, throttled the same way:
+/// per account, and a wrong password counts against `address`. `Ok(false)`
+/// for a wrong password.
+async fn check_password(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
+    user_id: i64,
+    password: &str,
+) -> Result<bool, AccountError> {
+    let check = throttle.begin_check(address).await?;
+    throttle
+        .check_account(&check, Bucket::Account(user_id))
+        .await?;
+    let verified = match password_hash(db, user_id).await {
+        Ok(stored) => hasher.verify(password, stored.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    if !matches!(verified, Ok(false)) {
+        throttle.passed(check).await;
+    }
+    verified
+}
+
 /// Changes the password and revokes every refresh and access token, then
 /// starts a fresh session for the caller, all in one transaction: either the
 /// caller holds new tokens or nothing changed.
+#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
     db: &PgPool,
     events: &EventSink,
     hasher: &PasswordHasher,
-    session_cfg: &SessionConfig<'_>,
+    tokens: &TokenSettings<'_>,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
     user_id: i64,
     current: &str,
     new: &str,
 ) -> Result<TokenPair, AccountError> {
-    validate::password(new).map_err(|m| {
+    let new = validate::password(new).map_err(|m| {
         let mut errors = FieldErrors::new();
         push(&mut errors, "new_password", m);
         AccountError::Invalid(errors)
     })?;
-    let stored = password_hash(db, user_id).await?;
-    if !hasher.verify(current, stored.as_deref()).await? {
+    if !check_password(db, hasher, throttle, address, user_id, current).await? {
         let mut errors = FieldErrors::new();
         push(
             &mut errors,
@@ -189,9 +248,9 @@ pub async fn change_password(
     )
     .execute(&mut *tx)
     .await?;
-    let pair = sessions::issue(
+    let pair = signin::issue(
         &mut tx,
-        session_cfg,
+        tokens,
         user_id,
         row.role,
         row.token_version,
@@ -209,11 +268,12 @@ pub async fn delete_account(
     db: &PgPool,
     events: &EventSink,
     hasher: &PasswordHasher,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
     user_id: i64,
     password: &str,
 ) -> Result<(), AccountError> {
-    let stored = password_hash(db, user_id).await?;
-    if !hasher.verify(password, stored.as_deref()).await? {
+    if !check_password(db, hasher, throttle, address, user_id, password).await? {
         return Err(AccountError::WrongPassword);
     }
     let mut tx = db.begin().await?;

@@ -26,7 +26,7 @@ use crate::events::EventSink;
 use crate::media::MediaService;
 use crate::pagination::{PageParams, MAX_LIMIT};
 use crate::posts::{self, reactions, ReactionKind};
-use crate::social::{self, PublicProfile};
+use crate::social::{self, Direction, PublicProfile};
 
 pub use error::CompatError;
 
@@ -158,15 +158,10 @@ pub async fn feed(
     // leak a post. It filters the same rules too, so pages stay full.
     let ids = sqlx::query_scalar!(
         r#"WITH recent AS (
-               SELECT p.id, p.created_at FROM posts p
-               JOIN users u ON u.id = p.author_id AND u.status = 'active'
-               WHERE p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $1)
-                 AND p.author_id IN (SELECT $1::bigint
+               SELECT p.id, p.created_at FROM visible_posts($1) p
+               WHERE p.author_id IN (SELECT $1::bigint
                                      UNION ALL
                                      SELECT f.followee_id FROM follows f WHERE f.follower_id = $1)
-                 AND NOT EXISTS (SELECT 1 FROM blocks b
-                                 WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
-                                    OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
                ORDER BY p.id DESC
                LIMIT $2)
            SELECT r.id AS "id!" FROM recent r
@@ -215,12 +210,6 @@ pub async fn user(db: &PgPool, viewer: i64, user_id: i64) -> Result<User, Domain
     })
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
-    Followers,
-    Following,
-}
-
 /// Walks the native paged lists up to [`LIST_CAP`] entries.
 async fn connections(
     db: &PgPool,
@@ -236,10 +225,7 @@ async fn connections(
             limit: Some(room.min(MAX_LIMIT)),
             cursor,
         };
-        let page = match direction {
-            Direction::Followers => social::followers(db, Some(viewer), user_id, &params).await?,
-            Direction::Following => social::following(db, Some(viewer), user_id, &params).await?,
-        };
+        let page = social::follow_list(db, Some(viewer), user_id, direction, &params).await?;
         out.extend(page.items.iter().map(UserRef::from));
         match page.next_cursor {
             Some(next) if i64::try_from(out.len()).unwrap_or(LIST_CAP) < LIST_CAP => {

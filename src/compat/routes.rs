@@ -14,11 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{self, CompatError, ErrorBody};
 use super::{FeedSlice, Tweet, User};
 use crate::accounts::{auth, Principal};
-use crate::extract::API_KEY_HEADER;
+use crate::extract::{JsonObject, API_KEY_HEADER};
 use crate::idempotency::{self, Answer};
 use crate::pagination::DEFAULT_LIMIT;
 use crate::posts::{self, reactions, ReactionKind};
-use crate::routes::idempotent;
+use crate::routes::idempotent::{self, IdempotencyKey};
 use crate::routes::media::{read_file_field, UploadForm};
 use crate::social;
 use crate::state::AppState;
@@ -89,10 +89,14 @@ const DONE: Done = Done { result: true };
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewTweet {
     /// The text: 1 to 500 characters after trimming, as for native posts.
-    #[schema(example = "Hello from the web client")]
+    #[schema(
+        example = "Hello from the web client",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,498}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub tweet_data: String,
-    /// Up to 4 ids from `POST /api/medias`, not yet attached to a tweet.
+    /// Up to 4 different ids from `POST /api/medias`, not yet attached to a tweet.
     #[serde(default)]
+    #[schema(schema_with = crate::routes::media::nullable_media_ids_schema)]
     pub tweet_media_ids: Option<Vec<i64>>,
 }
 
@@ -124,8 +128,10 @@ pub struct UserAnswer {
 pub struct FeedQuery {
     /// The page number, from 1. Without `offset` and `limit` the answer holds
     /// the whole feed, up to `ROOKERY_COMPAT_FEED_CAP` tweets.
+    #[param(minimum = 1)]
     pub offset: Option<i64>,
     /// The page size (20 when only `offset` is given).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 
@@ -171,20 +177,17 @@ pub async fn feed(
 }
 
 #[utoipa::path(post, path = "/api/tweets", tag = TAG, security(("api_key" = [])),
+    params(IdempotencyKey),
     request_body = NewTweet,
     responses(
         (status = 201, body = TweetCreated),
-        (status = 400, description = "The body is not valid JSON", body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 413, description = "The body is over ROOKERY_JSON_LIMIT", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 422, description = "Empty or too long text, a missing field, too many or unusable media", body = ErrorBody),
     ))]
 pub async fn create_tweet(
     req: HttpRequest,
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
-    body: web::Json<NewTweet>,
+    body: JsonObject<NewTweet>,
 ) -> Result<Answer, CompatError> {
     let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
     let media_ids = body.tweet_media_ids.as_deref().unwrap_or_default();
@@ -206,7 +209,6 @@ pub async fn create_tweet(
     params(("id" = i64, Path)),
     responses(
         (status = 200, body = Done),
-        (status = 401, body = ErrorBody),
         (status = 403, description = "Someone else's tweet", body = ErrorBody),
         (status = 404, description = "No such tweet, or deleted, or hidden from the caller", body = ErrorBody),
     ))]
@@ -220,10 +222,9 @@ pub async fn delete_tweet(
 }
 
 #[utoipa::path(post, path = "/api/tweets/{id}/likes", tag = TAG, security(("api_key" = [])),
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Liked (idempotent): the native `like` reaction, replacing another reaction of the caller", body = Done),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 pub async fn like(
@@ -249,7 +250,6 @@ pub async fn like(
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "Not liked (idempotent); another kind of reaction is left alone", body = Done),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 pub async fn unlike(
@@ -262,10 +262,10 @@ pub async fn unlike(
 }
 
 #[utoipa::path(post, path = "/api/medias", tag = TAG, security(("api_key" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    params(IdempotencyKey),
+    request_body(content((UploadForm = "multipart/form-data", encoding(("file" = (content_type = "image/jpeg, image/png, image/gif, image/webp")))))),
     responses(
         (status = 201, description = "Stored without metadata, as `POST /api/v1/media` does; attach it to a tweet within 24 hours", body = MediaCreated),
-        (status = 401, body = ErrorBody),
         (status = 413, description = "The file is over ROOKERY_MEDIA_MAX_BYTES", body = ErrorBody),
         (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body", body = ErrorBody),
         (status = 422, description = "No `file` field, or a truncated or corrupt image", body = ErrorBody),
@@ -290,7 +290,7 @@ pub async fn upload(
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = TAG, security(("api_key" = [])),
-    responses((status = 200, body = UserAnswer), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = UserAnswer)))]
 pub async fn me(
     state: web::Data<AppState>,
     ApiKey(p): ApiKey,
@@ -305,7 +305,6 @@ pub async fn me(
     params(("id" = i64, Path)),
     responses(
         (status = 200, body = UserAnswer),
-        (status = 401, body = ErrorBody),
         (status = 404, description = "No such user, or a block stands", body = ErrorBody),
     ))]
 pub async fn user(
@@ -320,10 +319,9 @@ pub async fn user(
 }
 
 #[utoipa::path(post, path = "/api/users/{id}/follow", tag = TAG, security(("api_key" = [])),
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = Done),
-        (status = 401, body = ErrorBody),
         (status = 404, description = "No such user, or a block stands", body = ErrorBody),
         (status = 422, description = "Following yourself", body = ErrorBody),
     ))]
@@ -350,7 +348,6 @@ pub async fn follow(
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "Not following (idempotent)", body = Done),
-        (status = 401, body = ErrorBody),
         (status = 404, description = "No such user, or a block stands", body = ErrorBody),
     ))]
 pub async fn unfollow(

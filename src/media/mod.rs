@@ -126,10 +126,6 @@ impl MediaService {
         self.max_bytes
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
-
     /// Processes, stores and records an upload. Either everything is kept or
     /// nothing is: a failed store leaves no row, a failed insert no objects.
     /// Processes and stores an upload as one idempotent write (see

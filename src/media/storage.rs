@@ -114,27 +114,38 @@ impl Storage {
         })
     }
 
-    /// Stores `data` at `key`, replacing nothing: keys are fresh.
+    /// Stores `data` at `key`, replacing nothing: keys are fresh. "Not
+    /// found" here means the bucket or directory is missing: the server's
+    /// configuration is wrong, which is not the client's missing resource.
     pub async fn put(
         &self,
         key: &str,
         data: &[u8],
         content_type: &str,
     ) -> Result<(), StorageError> {
-        match self {
+        let stored = match self {
             Self::Local(local) => local.put(key, data).await,
             Self::S3(s3) => {
-                s3.bucket
-                    .put_object_builder(key, data)
-                    .with_content_type(content_type)
-                    .with_cache_control(CACHE_CONTROL)
-                    .map_err(s3_error)?
-                    .execute()
-                    .await
-                    .map_err(s3_error)?;
-                Ok(())
+                async {
+                    s3.bucket
+                        .put_object_builder(key, data)
+                        .with_content_type(content_type)
+                        .with_cache_control(CACHE_CONTROL)
+                        .map_err(s3_error)?
+                        .execute()
+                        .await
+                        .map_err(s3_error)?;
+                    Ok(())
+                }
+                .await
             }
-        }
+        };
+        stored.map_err(|e| match e {
+            StorageError::NotFound => StorageError::Failed(format!(
+                "cannot store {key}: the bucket or directory does not exist"
+            )),
+            other => other,
+        })
     }
 
     /// Deletes `key`; an object already gone is not an error.

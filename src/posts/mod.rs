@@ -24,6 +24,7 @@ use crate::pagination::{paginate, IdKey, Page, PageParams};
 use crate::social::{self, PublicProfile};
 
 pub use reactions::ReactionKind;
+use text::Text;
 
 pub const MAX_MEDIA: usize = 4;
 
@@ -97,11 +98,7 @@ pub async fn visible_author(
     post_id: i64,
 ) -> Result<i64, DomainError> {
     sqlx::query_scalar!(
-        "SELECT p.author_id FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
-         WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
-                              OR (b.blocker_id = p.author_id AND b.blocked_id = $2))",
+        r#"SELECT p.author_id AS "author_id!" FROM visible_posts($2) p WHERE p.id = $1"#,
         post_id,
         viewer as Option<i64>
     )
@@ -116,8 +113,9 @@ async fn store_tags_and_mentions(
     tx: &mut PgConnection,
     post_id: i64,
     author_id: i64,
-    text: &str,
+    text: &Text,
 ) -> Result<Vec<i64>, DomainError> {
+    let text = text.as_str();
     let tags = text::hashtags(text);
     sqlx::query!(
         "INSERT INTO post_hashtags (post_id, tag) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
@@ -129,10 +127,7 @@ async fn store_tags_and_mentions(
     let names = text::mentions(text);
     let mentioned = sqlx::query_scalar!(
         "INSERT INTO post_mentions (post_id, user_id)
-         SELECT $1, u.id FROM users u
-         WHERE u.username = ANY($2) AND u.status = 'active'
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                           WHERE (b.blocker_id = $3 AND b.blocked_id = u.id) OR (b.blocker_id = u.id AND b.blocked_id = $3))
+         SELECT $1, u.id FROM visible_users($3) u WHERE u.username = ANY($2)
          ON CONFLICT DO NOTHING
          RETURNING user_id",
         post_id,
@@ -162,7 +157,7 @@ pub async fn create(
     let post_id = sqlx::query_scalar!(
         "INSERT INTO posts (author_id, text) VALUES ($1, $2) RETURNING id",
         author_id,
-        text
+        text.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -226,8 +221,9 @@ async fn rows(
 ) -> Result<Vec<PostRow>, DomainError> {
     Ok(sqlx::query_as!(
         PostRow,
-        r#"SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at, p.comments_count, p.views_count,
-                  p.hidden_reason,
+        r#"SELECT p.id AS "id!", p.author_id AS "author_id!", p.text AS "text!",
+                  p.created_at AS "created_at!", p.edited_at, p.comments_count AS "comments_count!",
+                  p.views_count AS "views_count!", p.hidden_reason,
                   ARRAY(SELECT t.tag FROM post_hashtags t WHERE t.post_id = p.id ORDER BY t.tag)
                       AS "hashtags!",
                   (SELECT coalesce(json_agg(json_build_object('id', mu.id, 'username', mu.username)
@@ -239,11 +235,7 @@ async fn rows(
                          GROUP BY r.kind) k) AS "reactions!: Json<BTreeMap<ReactionKind, i64>>",
                   (SELECT r.kind FROM reactions r WHERE r.post_id = p.id AND r.user_id = $2)
                       AS "my_reaction: ReactionKind"
-           FROM posts p JOIN users u ON u.id = p.author_id AND u.status = 'active'
-           WHERE p.id = ANY($1) AND p.deleted_at IS NULL AND (p.hidden_at IS NULL OR p.author_id = $2)
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $2 AND b.blocked_id = p.author_id)
-                                OR (b.blocker_id = p.author_id AND b.blocked_id = $2))"#,
+           FROM visible_posts($2) p WHERE p.id = ANY($1)"#,
         ids,
         viewer as Option<i64>
     )
@@ -351,7 +343,7 @@ pub async fn edit(
     sqlx::query!(
         "UPDATE posts SET text = $2, edited_at = now() WHERE id = $1",
         post_id,
-        text
+        text.as_str()
     )
     .execute(&mut *tx)
     .await?;
@@ -454,10 +446,9 @@ pub async fn by_user(
     let limit = page.limit()?;
     let cursor: Option<IdKey> = page.cursor()?;
     let ids = sqlx::query_scalar!(
-        "SELECT id FROM posts
-         WHERE author_id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR id < $2)
-           AND (hidden_at IS NULL OR author_id = $4)
-         ORDER BY id DESC LIMIT $3",
+        r#"SELECT p.id AS "id!" FROM visible_posts($4) p
+           WHERE p.author_id = $1 AND ($2::bigint IS NULL OR p.id < $2)
+           ORDER BY p.id DESC LIMIT $3"#,
         user_id,
         cursor.map(|c| c.id),
         limit + 1,

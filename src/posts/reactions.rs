@@ -129,13 +129,10 @@ pub async fn list(
     let cursor: Option<TimeKey> = page.cursor()?;
     let rows = sqlx::query!(
         r#"SELECT r.user_id, r.kind AS "kind: ReactionKind", r.created_at
-           FROM reactions r JOIN users u ON u.id = r.user_id AND u.status = 'active'
+           FROM reactions r JOIN visible_users($5) u ON u.id = r.user_id
            WHERE r.post_id = $1
              AND ($2::reaction_kind IS NULL OR r.kind = $2)
              AND ($3::timestamptz IS NULL OR (r.created_at, r.user_id) < ($3, $4))
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $5 AND b.blocked_id = r.user_id)
-                                OR (b.blocker_id = r.user_id AND b.blocked_id = $5))
            ORDER BY r.created_at DESC, r.user_id DESC
            LIMIT $6"#,
         post_id,

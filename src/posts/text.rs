@@ -57,8 +57,20 @@ pub fn mentions(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Post or comment text that passed [`validate`]: trimmed, 1 to its limit's
+/// characters, no control characters but tabs and line breaks. Only
+/// [`validate`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(String);
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Trims, then checks 1 to `max` Unicode scalar values.
-pub fn validate(raw: &str, max: usize) -> Result<String, String> {
+pub fn validate(raw: &str, max: usize) -> Result<Text, String> {
     let text = raw.trim();
     if text.is_empty() {
         return Err("must not be empty".into());
@@ -72,7 +84,7 @@ pub fn validate(raw: &str, max: usize) -> Result<String, String> {
     {
         return Err("may not contain control characters".into());
     }
-    Ok(text.to_owned())
+    Ok(Text(text.to_owned()))
 }
 
 #[cfg(test)]
@@ -107,7 +119,7 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_counted_in_scalar_values() {
-        assert_eq!(validate("  hi  ", 500).unwrap(), "hi");
+        assert_eq!(validate("  hi  ", 500).unwrap().as_str(), "hi");
         assert!(validate("   ", 500).is_err());
         assert!(validate(&"é".repeat(500), 500).is_ok());
         assert!(validate(&"é".repeat(501), 500).is_err());

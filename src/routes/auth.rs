@@ -4,24 +4,45 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts::auth::AuthMethod;
-use crate::accounts::sessions::{self, TokenPair};
+use crate::accounts::signin::{self, TokenPair};
 use crate::accounts::tokens::Claims;
 use crate::accounts::users::{self, NewAccount};
 use crate::accounts::{Account, Role};
 use crate::error::{ApiError, Problem};
-use crate::extract::{client_address, Auth};
+use crate::extract::{client_address, Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 3 to 30 characters of a-z, 0-9 and _; unique without regard to case.
-    #[schema(example = "alice")]
+    /// 3 to 30 characters of a-z, A-Z, 0-9 and _, spaces around trimmed;
+    /// unique without regard to case, and stored lower-case.
+    #[schema(
+        example = "alice",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_]{3,30}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub username: String,
-    #[schema(example = "alice@example.com")]
+    /// An address by the HTML standard's grammar, with a dot in the domain:
+    /// at most 64 characters before the `@`, 63 in each domain label, and
+    /// 254 in all (spaces around it included, then trimmed).
+    #[schema(
+        example = "alice@example.com",
+        max_length = 254,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub email: String,
-    /// 8 to 1024 characters.
-    #[schema(example = "correct horse battery staple")]
+    /// 8 to 1024 characters, taken as they are.
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 1024
+    )]
     pub password: String,
+    /// Up to 50 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); blank means none.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -54,15 +75,19 @@ pub struct VerifyResponse {
         (status = 201, description = "Account created", body = Account),
         (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: JsonObject<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let account = users::register(
+    let account = users::register_from(
         &state.db,
         &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         NewAccount {
             username: &body.username,
             email: &body.email,
@@ -90,19 +115,14 @@ pub async fn register(
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    let address = client_address(&req, state.settings.trust_proxy);
-    state
-        .login_limiter
-        .check(address, &body.login)
-        .map_err(|wait| ApiError::TooManyRequests {
-            retry_after: wait.as_secs().max(1),
-        })?;
-    let pair = sessions::login(
+    let pair = signin::login(
         &state.db,
         &state.hasher,
-        &state.sessions(),
+        &state.token_settings(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         &body.login,
         &body.password,
     )
@@ -117,10 +137,10 @@ pub async fn login(
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     Ok(web::Json(
-        sessions::refresh(&state.db, &state.sessions(), &body.refresh_token).await?,
+        signin::refresh(&state.db, &state.token_settings(), &body.refresh_token).await?,
     ))
 }
 
@@ -128,9 +148,9 @@ pub async fn refresh(
     responses((status = 204, description = "The session of that refresh token is ended")))]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: JsonObject<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    sessions::logout(&state.db, &body.refresh_token).await?;
+    signin::logout(&state.db, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

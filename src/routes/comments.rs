@@ -2,17 +2,21 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::comments::{self, CommentView};
+use crate::comments::{self, CommentView, Thread};
 use crate::error::{ApiError, Problem};
-use crate::extract::{Auth, MaybeAuth};
+use crate::extract::{Auth, JsonObject, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
-use crate::routes::idempotent;
+use crate::routes::idempotent::{self, IdempotencyKey};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateCommentRequest {
-    /// 1 to 1000 characters after trimming.
+    /// 1 to 1000 characters after trimming; no control characters but tabs
+    /// and line breaks.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,998}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
     /// A top-level comment of the same post, to reply to it.
     pub parent_id: Option<i64>,
@@ -20,18 +24,22 @@ pub struct CreateCommentRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditCommentRequest {
+    /// As when creating the comment.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,998}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "comments", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = i64, Path)), request_body = CreateCommentRequest,
+    params(("id" = i64, Path), IdempotencyKey), request_body = CreateCommentRequest,
     responses((status = 201, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<CreateCommentRequest>,
+    body: JsonObject<CreateCommentRequest>,
 ) -> Result<Answer, ApiError> {
     let post_id = id.into_inner();
     let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
@@ -47,7 +55,8 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn for_post(
     state: web::Data<AppState>,
@@ -56,11 +65,18 @@ pub async fn for_post(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<CommentView>>, ApiError> {
     Ok(web::Json(
-        comments::for_post(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        comments::list(
+            &state.db,
+            viewer.user_id(),
+            Thread::Post(id.into_inner()),
+            &page,
+        )
+        .await?,
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -72,7 +88,8 @@ pub async fn get(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn replies(
     state: web::Data<AppState>,
@@ -81,7 +98,13 @@ pub async fn replies(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<CommentView>>, ApiError> {
     Ok(web::Json(
-        comments::replies(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        comments::list(
+            &state.db,
+            viewer.user_id(),
+            Thread::Replies(id.into_inner()),
+            &page,
+        )
+        .await?,
     ))
 }
 
@@ -92,7 +115,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<EditCommentRequest>,
+    body: JsonObject<EditCommentRequest>,
 ) -> Result<web::Json<CommentView>, ApiError> {
     Ok(web::Json(
         comments::edit(

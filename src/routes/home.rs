@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::Auth;
+use crate::extract::{Auth, JsonObject};
 use crate::home::{self, FeedParams, MarkRead, NotificationParams, NotificationView};
 use crate::pagination::{Page, PageParams};
 use crate::posts::PostView;
@@ -63,7 +63,7 @@ pub async fn unread_count(
 pub async fn mark_read(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<MarkRead>,
+    body: JsonObject<MarkRead>,
 ) -> Result<web::Json<UnreadCount>, ApiError> {
     Ok(web::Json(UnreadCount {
         unread: home::mark_read(&state.db, &state.events, p.user_id, &body).await?,

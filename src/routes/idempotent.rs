@@ -11,6 +11,25 @@ use crate::idempotency::{Answer, IdempotencyError, Key};
 
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
+/// The `Idempotency-Key` header of a creating write, for the OpenAPI document
+/// (the handlers read it from the request).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// Makes the write safe to retry: the same key from the same user within
+    /// 24 hours replays the first answer (with `Idempotent-Replayed: true`)
+    /// instead of writing again. 1 to 255 visible ASCII characters, such as a
+    /// UUID.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r"^[!-~]{1,255}$",
+        min_length = 1,
+        max_length = 255
+    )]
+    pub idempotency_key: Option<String>,
+}
+
 /// The request's key, if it sent one, bound to the caller and to what the
 /// request asks for: its method, its path and `content` (the canonical JSON
 /// of its body, or an upload's bytes).

@@ -1,30 +1,36 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::accounts::api_keys::{self, ApiKey, CreatedApiKey};
-use crate::accounts::sessions::TokenPair;
+use crate::accounts::signin::TokenPair;
 use crate::accounts::users::{self, ProfileChange};
 use crate::accounts::Account;
 use crate::error::{ApiError, Problem};
-use crate::extract::Auth;
+use crate::extract::{client_address, Auth, JsonObject};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// Up to 50 characters; `null` or "" clears it; absent leaves it.
+    /// Up to 50 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,48}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub display_name: Option<Option<String>>,
-    /// Up to 300 characters; `null` or "" clears it; absent leaves it.
+    /// Up to 300 characters after trimming and NFC, no control characters
+    /// but line breaks, no format characters (bidirectional controls,
+    /// zero-width characters: Unicode category Cf); `null` or blank clears it; absent leaves it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]{0,298}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb])?)?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub bio: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    /// 8 to 1024 characters, taken as they are.
+    #[schema(min_length = 8, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -35,12 +41,16 @@ pub struct DeleteAccountRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
-    #[schema(example = "my script")]
+    /// 1 to 100 characters after trimming, no control characters but line breaks.
+    #[schema(
+        example = "my script",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]{0,98}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Account), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Account)))]
 pub async fn get(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -54,7 +64,7 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<UpdateProfileRequest>,
+    body: JsonObject<UpdateProfileRequest>,
 ) -> Result<web::Json<Account>, ApiError> {
     let body = body.into_inner();
     let change = ProfileChange {
@@ -71,16 +81,20 @@ pub async fn update(
     responses(
         (status = 204, description = "Personal data erased, every token and key revoked"),
         (status = 422, description = "Wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<DeleteAccountRequest>,
+    body: JsonObject<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     users::delete_account(
         &state.db,
         &state.events,
         &state.hasher,
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         p.user_id,
         &body.password,
     )
@@ -93,17 +107,21 @@ pub async fn delete(
     responses(
         (status = 200, description = "Changed; every other session is signed out, and this one gets new tokens", body = TokenPair),
         (status = 422, description = "Wrong current password or unacceptable new one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<ChangePasswordRequest>,
+    body: JsonObject<ChangePasswordRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let pair = users::change_password(
         &state.db,
         &state.events,
         &state.hasher,
-        &state.sessions(),
+        &state.token_settings(),
+        &state.throttle,
+        client_address(&req, state.settings.trust_proxy),
         p.user_id,
         &body.current_password,
         &body.new_password,
@@ -113,7 +131,7 @@ pub async fn change_password(
 }
 
 #[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "api-keys", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<ApiKey>)))]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -130,7 +148,7 @@ pub async fn list_api_keys(
 pub async fn create_api_key(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<CreateApiKeyRequest>,
+    body: JsonObject<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let created = api_keys::create(&state.db, p.user_id, &body.name).await?;
     Ok(HttpResponse::Created().json(created))

@@ -2,21 +2,46 @@ use actix_multipart::{Multipart, MultipartError};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::TryStreamExt as _;
+use utoipa::openapi::schema::{
+    Array, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
+};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::extract::Auth;
 use crate::idempotency::Answer;
-use crate::media::{storage, Media, MediaError};
-use crate::routes::idempotent;
+use crate::media::{storage, Media, MediaError, MAX_PER_POST};
+use crate::routes::idempotent::{self, IdempotencyKey};
 use crate::state::AppState;
 
-/// Room for the multipart framing (boundary lines, part headers) and small
-/// extra fields around the file itself.
+/// Room for the multipart framing (boundary lines, part headers) around the
+/// file itself.
 const MULTIPART_OVERHEAD: usize = 16 * 1024;
 
-/// The upload form (for the OpenAPI document).
+/// The schema of the media ids attached to a new post: different ids, at
+/// most [`MAX_PER_POST`] of them.
+pub(crate) fn media_ids_schema() -> Array {
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+        )
+        .max_items(Some(MAX_PER_POST))
+        .unique_items(true)
+        .build()
+}
+
+/// [`media_ids_schema`], where `null` also means none.
+pub(crate) fn nullable_media_ids_schema() -> Array {
+    let mut schema = media_ids_schema();
+    schema.schema_type = SchemaType::from_iter([Type::Array, Type::Null]);
+    schema
+}
+
+/// The upload form (for the OpenAPI document): one field, `file`.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// A JPEG, PNG, GIF (first frame) or WebP image; the format is detected
@@ -26,10 +51,10 @@ pub struct UploadForm {
 }
 
 #[utoipa::path(post, path = "/api/v1/media", tag = "media", security(("bearer" = []), ("api_key" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    params(IdempotencyKey),
+    request_body(content((UploadForm = "multipart/form-data", encoding(("file" = (content_type = "image/jpeg, image/png, image/gif, image/webp")))))),
     responses(
         (status = 201, description = "Stored, without metadata; attach it to a post within 24 hours or it is deleted", body = Media),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The file is over the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No `file` field, or the image is truncated, corrupt or too large to decode", body = Problem, content_type = "application/problem+json"),
@@ -70,7 +95,8 @@ pub async fn serve(
         .body(data))
 }
 
-/// Reads the one `file` field, refusing more than `limit` bytes: up front
+/// Reads the one `file` field, refusing any other field and more than
+/// `limit` bytes: up front
 /// from Content-Length when the client sends it, and while streaming
 /// otherwise, so an oversized body is never buffered whole. Shared with the
 /// microblog-compatible upload, which must behave the same.
@@ -89,30 +115,29 @@ pub(crate) async fn read_file_field(
         return Err(too_large);
     }
     let mut file: Option<Vec<u8>> = None;
-    let mut other_bytes = 0usize;
     while let Some(mut field) = payload.try_next().await.map_err(multipart_error)? {
-        let is_file = field.name() == Some("file");
-        if is_file && file.is_some() {
-            return Err(MediaError::Invalid("send exactly one `file` field".into()));
+        match field.name() {
+            Some("file") if file.is_some() => {
+                return Err(MediaError::Invalid("send exactly one `file` field".into()));
+            }
+            Some("file") => {}
+            // As the OpenAPI document says: the form has one field. Refused
+            // before it is read, so no other field is a way around the limit.
+            Some(other) => {
+                return Err(MediaError::Invalid(format!(
+                    "unexpected field `{other}`: the form has only a `file` field"
+                )));
+            }
+            None => return Err(MediaError::Invalid("a form field has no name".into())),
         }
         let mut buf = Vec::new();
         while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
-            if is_file {
-                if buf.len() + chunk.len() > limit {
-                    return Err(too_large);
-                }
-                buf.extend_from_slice(&chunk);
-            } else {
-                // Other fields are ignored, but they are not a way around the limit.
-                other_bytes += chunk.len();
-                if other_bytes > MULTIPART_OVERHEAD {
-                    return Err(too_large);
-                }
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large);
             }
+            buf.extend_from_slice(&chunk);
         }
-        if is_file {
-            file = Some(buf);
-        }
+        file = Some(buf);
     }
     file.ok_or_else(|| MediaError::Invalid("the multipart body has no `file` field".into()))
 }

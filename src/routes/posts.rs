@@ -3,26 +3,36 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{Auth, MaybeAuth};
+use crate::extract::{Auth, JsonObject, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
 use crate::posts::reactions::{self, Reactor};
 use crate::posts::{self, PostVersion, PostView, ReactionKind};
-use crate::routes::idempotent;
+use crate::routes::idempotent::{self, IdempotencyKey};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
-    /// 1 to 500 characters after trimming.
-    #[schema(example = "Hello #rookery, says @alice")]
+    /// 1 to 500 characters after trimming; no control characters but tabs
+    /// and line breaks.
+    #[schema(
+        example = "Hello #rookery, says @alice",
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,498}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
-    /// Up to 4 ids from `POST /api/v1/media`, owned by the caller and not yet attached.
+    /// Up to 4 different ids from `POST /api/v1/media`, owned by the caller
+    /// and not yet attached.
     #[serde(default)]
+    #[schema(schema_with = super::media::media_ids_schema)]
     pub media_ids: Vec<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditPostRequest {
+    /// As when creating the post.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]{0,498}[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub text: String,
 }
 
@@ -44,6 +54,7 @@ pub struct ViewCount {
 }
 
 #[utoipa::path(post, path = "/api/v1/posts", tag = "posts", security(("bearer" = []), ("api_key" = [])),
+    params(IdempotencyKey),
     request_body = CreatePostRequest,
     responses(
         (status = 201, body = PostView),
@@ -53,7 +64,7 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
-    body: web::Json<CreatePostRequest>,
+    body: JsonObject<CreatePostRequest>,
 ) -> Result<Answer, ApiError> {
     let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
     idempotency::run(&state.db, &state.events, key, 201, async |tx| {
@@ -67,7 +78,8 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, body = PostView), (status = 404, description = "Absent, deleted or blocked", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -91,7 +103,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<EditPostRequest>,
+    body: JsonObject<EditPostRequest>,
 ) -> Result<web::Json<PostView>, ApiError> {
     let id = id.into_inner();
     posts::edit(&state.db, &state.events, p.user_id, id, &body.text).await?;
@@ -116,7 +128,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/history", tag = "posts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/posts/{id}/history", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path)),
     responses((status = 200, description = "Every version, oldest first", body = Vec<PostVersion>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn history(
     state: web::Data<AppState>,
@@ -128,7 +141,8 @@ pub async fn history(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts", params(("id" = i64, Path), PageParams),
+#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
+    params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PostView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn by_user(
     state: web::Data<AppState>,
@@ -149,14 +163,14 @@ pub async fn by_user(
 }
 
 #[utoipa::path(put, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = i64, Path)), request_body = ReactRequest,
+    params(("id" = i64, Path), IdempotencyKey), request_body = ReactRequest,
     responses((status = 200, description = "The post with its counts", body = PostView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, description = "Unknown kind", body = Problem, content_type = "application/problem+json")))]
 pub async fn react(
     req: HttpRequest,
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<i64>,
-    body: web::Json<ReactRequest>,
+    body: JsonObject<ReactRequest>,
 ) -> Result<Answer, ApiError> {
     let id = id.into_inner();
     let key = idempotent::key(&req, p.user_id, &idempotent::content(&*body)?)?;
@@ -182,7 +196,7 @@ pub async fn unreact(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/posts/{id}/reactions", tag = "reactions",
+#[utoipa::path(get, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), ReactionFilter, PageParams),
     responses((status = 200, body = Page<Reactor>), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn reactions(

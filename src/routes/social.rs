@@ -4,11 +4,11 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, MaybeAuth};
 use crate::idempotency::{self, Answer, Done};
 use crate::pagination::{Page, PageParams};
-use crate::routes::idempotent;
-use crate::social::{self, BlockedUser, PublicProfile};
+use crate::routes::idempotent::{self, IdempotencyKey};
+use crate::social::{self, BlockedUser, Direction, PublicProfile};
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
     params(("username" = String, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn profile(
@@ -22,7 +22,7 @@ pub async fn profile(
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/follow", tag = "social", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = PublicProfile),
         (status = 404, description = "No such user, or a block stands", body = Problem, content_type = "application/problem+json"),
@@ -58,7 +58,7 @@ pub async fn unfollow(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn followers(
@@ -68,11 +68,18 @@ pub async fn followers(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
     Ok(web::Json(
-        social::followers(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        social::follow_list(
+            &state.db,
+            viewer.user_id(),
+            id.into_inner(),
+            Direction::Followers,
+            &page,
+        )
+        .await?,
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social",
+#[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
     responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
 pub async fn following(
@@ -82,7 +89,14 @@ pub async fn following(
     page: web::Query<PageParams>,
 ) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
     Ok(web::Json(
-        social::following(&state.db, viewer.user_id(), id.into_inner(), &page).await?,
+        social::follow_list(
+            &state.db,
+            viewer.user_id(),
+            id.into_inner(),
+            Direction::Following,
+            &page,
+        )
+        .await?,
     ))
 }
 

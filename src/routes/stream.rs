@@ -28,6 +28,7 @@ pub struct StreamParams {
     /// An access token, for clients that cannot set headers (browsers).
     pub access_token: Option<String>,
     /// Replay every event after this id before going live.
+    #[param(minimum = 0)]
     pub last_event_id: Option<i64>,
 }
 
@@ -75,7 +76,7 @@ pub async fn stream(
             principal.user_id,
             params.last_event_id,
             ConnKind::WebSocket,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;
@@ -86,8 +87,10 @@ pub async fn stream(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PollParams {
     /// Return events after this id; without it, only events from now on.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Seconds to wait for an event before answering empty (0 to 60, default 25).
+    #[param(maximum = 60)]
     pub wait: Option<u64>,
     /// An access token, for clients that cannot set headers.
     pub access_token: Option<String>,
@@ -194,7 +197,7 @@ pub async fn poll(
             user_id,
             Some(after),
             ConnKind::LongPoll,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;
@@ -244,7 +247,7 @@ pub async fn event_stream(
             principal.user_id,
             last_event_id,
             ConnKind::EventStream,
-            principal.api_key_id,
+            principal.credential,
         )
         .await
         .map_err(busy)?;

@@ -80,17 +80,14 @@ pub async fn profiles(
     }
     let rows = sqlx::query_as!(
         ProfileRow,
-        r#"SELECT u.id, u.username, u.display_name, u.bio, u.role AS "role: Role", u.created_at,
+        r#"SELECT u.id AS "id!", u.username AS "username!", u.display_name, u.bio,
+                  u.role AS "role!: Role", u.created_at AS "created_at!",
                   (SELECT count(*) FROM follows f WHERE f.followee_id = u.id) AS "followers_count!",
                   (SELECT count(*) FROM follows f WHERE f.follower_id = u.id) AS "following_count!",
                   (SELECT count(*) FROM posts p WHERE p.author_id = u.id AND p.deleted_at IS NULL AND p.hidden_at IS NULL) AS "posts_count!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = u.id) AS "followed_by_me!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id AND f.followee_id = $2) AS "follows_me!"
-           FROM users u
-           WHERE u.id = ANY($1) AND u.status = 'active'
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $2 AND b.blocked_id = u.id)
-                                OR (b.blocker_id = u.id AND b.blocked_id = $2))"#,
+           FROM visible_users($2) u WHERE u.id = ANY($1)"#,
         ids,
         viewer as Option<i64>,
     )
@@ -128,18 +125,6 @@ pub async fn profile_by_username(
     profile(db, viewer, id).await
 }
 
-/// Whether `a` and `b` are in a block relation, either way.
-pub async fn blocked_between(db: &PgPool, a: i64, b: i64) -> Result<bool, DomainError> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM blocks
-                          WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)) AS "b!""#,
-        a,
-        b
-    )
-    .fetch_one(db)
-    .await?)
-}
-
 /// Idempotent. Following oneself is invalid; a blocked or absent user is not found.
 /// Follows in the caller's transaction; returns the followee's profile as
 /// the follower now sees it, and the events to commit.
@@ -155,9 +140,7 @@ pub async fn follow(
     profile(&mut *tx, Some(follower), followee).await?;
     let inserted = sqlx::query!(
         "INSERT INTO follows (follower_id, followee_id)
-         SELECT $1, $2
-         WHERE NOT EXISTS (SELECT 1 FROM blocks
-                           WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))
+         SELECT $1, u.id FROM visible_users($1) u WHERE u.id = $2
          ON CONFLICT DO NOTHING",
         follower,
         followee
@@ -286,64 +269,46 @@ async fn profiles_in_order(
     Ok(Page { items, next_cursor })
 }
 
-/// The followers of `user_id`, newest first. Users in a block relation with
-/// the viewer are left out.
-pub async fn followers(
-    db: &PgPool,
-    viewer: Option<i64>,
-    user_id: i64,
-    page: &PageParams,
-) -> Result<Page<PublicProfile>, DomainError> {
-    profile(db, viewer, user_id).await?;
-    let limit = page.limit()?;
-    let cursor: Option<TimeKey> = page.cursor()?;
-    let edges = sqlx::query_as!(
-        Edge,
-        r#"SELECT f.follower_id AS user_id, f.created_at
-           FROM follows f JOIN users u ON u.id = f.follower_id AND u.status = 'active'
-           WHERE f.followee_id = $1
-             AND ($2::timestamptz IS NULL OR (f.created_at, f.follower_id) < ($2, $3))
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $4 AND b.blocked_id = f.follower_id)
-                                OR (b.blocker_id = f.follower_id AND b.blocked_id = $4))
-           ORDER BY f.created_at DESC, f.follower_id DESC
-           LIMIT $5"#,
-        user_id,
-        cursor.map(|c| c.t),
-        cursor.map_or(0, |c| c.id),
-        viewer as Option<i64>,
-        limit + 1
-    )
-    .fetch_all(db)
-    .await?;
-    profiles_in_order(db, viewer, edges, limit).await
+/// Which side of `user_id`'s follows a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Who follows them.
+    Followers,
+    /// Whom they follow.
+    Following,
 }
 
-/// Whom `user_id` follows, newest first.
-pub async fn following(
+/// The followers of `user_id`, or whom they follow, newest first. Users the
+/// viewer may not see (a block either way, an inactive account) are left out.
+pub async fn follow_list(
     db: &PgPool,
     viewer: Option<i64>,
     user_id: i64,
+    direction: Direction,
     page: &PageParams,
 ) -> Result<Page<PublicProfile>, DomainError> {
     profile(db, viewer, user_id).await?;
     let limit = page.limit()?;
     let cursor: Option<TimeKey> = page.cursor()?;
+    // One branch runs (the other's one-time filter is false), each walking
+    // its own index newest first, so a page reads about `limit` rows.
     let edges = sqlx::query_as!(
         Edge,
-        r#"SELECT f.followee_id AS user_id, f.created_at
-           FROM follows f JOIN users u ON u.id = f.followee_id AND u.status = 'active'
-           WHERE f.follower_id = $1
-             AND ($2::timestamptz IS NULL OR (f.created_at, f.followee_id) < ($2, $3))
-             AND NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $4 AND b.blocked_id = f.followee_id)
-                                OR (b.blocker_id = f.followee_id AND b.blocked_id = $4))
-           ORDER BY f.created_at DESC, f.followee_id DESC
-           LIMIT $5"#,
+        r#"SELECT e.user_id AS "user_id!", e.created_at AS "created_at!"
+           FROM (SELECT f.follower_id AS user_id, f.created_at FROM follows f
+                 WHERE $5 AND f.followee_id = $1
+                 UNION ALL
+                 SELECT f.followee_id, f.created_at FROM follows f
+                 WHERE NOT $5 AND f.follower_id = $1) e
+           JOIN visible_users($4) u ON u.id = e.user_id
+           WHERE ($2::timestamptz IS NULL OR (e.created_at, e.user_id) < ($2, $3))
+           ORDER BY e.created_at DESC, e.user_id DESC
+           LIMIT $6"#,
         user_id,
         cursor.map(|c| c.t),
         cursor.map_or(0, |c| c.id),
         viewer as Option<i64>,
+        direction == Direction::Followers,
         limit + 1
     )
     .fetch_all(db)

@@ -165,6 +165,18 @@ async fn alice_follows_bob(
     (alice, bob)
 }
 
+/// Changes the password of `token`'s user through the node at `base`.
+async fn change_password(client: &reqwest::Client, base: &str, token: &str) {
+    let res = client
+        .put(format!("{base}/api/v1/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 async fn post(client: &reqwest::Client, base: &str, token: &str, text: &str) -> i64 {
     let res = client
         .post(format!("{base}/api/v1/posts"))
@@ -360,14 +372,7 @@ async fn a_password_change_on_one_node_closes_the_users_connections_on_the_other
     let mut ws = connect_to(&b.base, &alice, None).await;
     crate::revocation::still_open(&mut ws).await;
 
-    let res = client
-        .put(format!("{}/api/v1/me/password", a.base))
-        .bearer_auth(&alice)
-        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    change_password(&client, &a.base, &alice).await;
     let changed = Instant::now();
     let code = close_code(&mut ws).await.expect("a close frame");
     assert_eq!(u16::from(code), 4401);
@@ -569,5 +574,37 @@ async fn oversized_requests_are_refused_without_an_error_in_the_log() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
     drop(node);
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
+
+/// A node that was away from the bus when a password changed finds out when
+/// it is back: it checks its users' credentials anew and closes the stale ones.
+#[actix_web::test]
+async fn a_revocation_missed_during_a_redis_outage_closes_connections_once_back() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let link = RedisLink::start(&redis_url);
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &link.url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (_, bob) = register(&client, &a.base, "bobby").await;
+    let mut alice_ws = connect_to(&b.base, &alice, None).await;
+    let mut bob_ws = connect_to(&b.base, &bob, None).await;
+    crate::revocation::still_open(&mut alice_ws).await;
+
+    link.down();
+    logged(&b, "event bus subscription lost", 1).await;
+    change_password(&client, &a.base, &alice).await;
+    // Node B cannot have heard of it.
+    crate::revocation::still_open(&mut alice_ws).await;
+
+    link.restore();
+    logged(&b, "subscribed to the event bus", 2).await;
+    let code = close_code(&mut alice_ws).await.expect("a close frame");
+    assert_eq!(u16::from(code), 4401);
+    // Bob's credentials still hold: his connection stays.
+    crate::revocation::still_open(&mut bob_ws).await;
+    drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }

@@ -1,12 +1,10 @@
-use rookery::events::DomainEvent;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, notified, spawn_app};
 
 #[actix_web::test]
 async fn comments_and_one_level_of_replies() {
     let app = spawn_app().await;
-    let mut events = app.events.subscribe();
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
     let post_id = app.create_post(&alice.access, "discuss").await["id"]
@@ -110,17 +108,8 @@ async fn comments_and_one_level_of_replies() {
         .unwrap();
     assert_eq!(post["counts"]["comments"], 3);
 
-    let mut seen = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        seen.push(e);
-    }
-    assert!(seen.contains(&DomainEvent::CommentCreated {
-        comment_id: reply_id,
-        post_id,
-        post_author_id: alice.id,
-        author_id: alice.id,
-        parent_author_id: Some(bob.id),
-    }));
+    // Announced as a reply: the parent comment's author is told.
+    notified(&app, &bob, "reply", post_id, Some(reply_id)).await;
 }
 
 #[actix_web::test]

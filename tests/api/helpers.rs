@@ -25,7 +25,6 @@ pub fn database_url_for(base: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
-    pub events: rookery::events::EventSink,
     pub engine: rookery::events::Engine,
     pub client: Client,
     pub db: PgPool,
@@ -82,12 +81,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .expect("migrate test database");
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let events = app.events();
     let engine = app.engine();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
-        events,
         engine,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -259,6 +256,35 @@ impl TestApp {
             refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// Waits until `user` has a notification of `kind` about `post_id` (and
+/// `comment_id`, when given): what the notification supervisor made of a
+/// domain event, as the user sees it.
+pub async fn notified(
+    app: &TestApp,
+    user: &TestUser,
+    kind: &str,
+    post_id: i64,
+    comment_id: Option<i64>,
+) {
+    eventually(
+        &format!("a {kind} notification about post {post_id}"),
+        || async {
+            let page: Value = app
+                .get("/api/v1/notifications", Some(&user.access))
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"].as_array().unwrap().iter().any(|n| {
+                n["kind"] == kind
+                    && n["post_id"] == post_id
+                    && comment_id.is_none_or(|c| n["comment_id"] == c)
+            })
+        },
+    )
+    .await;
 }
 
 /// Waits (up to 10 s) until `check` holds: for work the server does in the

@@ -482,10 +482,20 @@ async fn uploads_need_auth_a_file_field_and_a_multipart_body() {
         .await;
     assert_problem(res, 401).await;
 
-    let wrong_field = Form::new().part("image", Part::bytes(png).file_name("a.png"));
+    let wrong_field = Form::new().part("image", Part::bytes(png.clone()).file_name("a.png"));
     let res = t.upload(wrong_field).await;
     let problem = assert_problem(res, 422).await;
     assert!(problem["errors"]["file"].is_array(), "{problem}");
+
+    // The form has one field, as the OpenAPI document says; another is
+    // refused, even beside a good file.
+    let extra_field = form(png, "a.png", "image/png").text("caption", "hello");
+    let res = t.upload(extra_field).await;
+    let problem = assert_problem(res, 422).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("caption"),
+        "{problem}"
+    );
 
     let res = t
         .app
@@ -555,6 +565,22 @@ async fn a_storage_outage_is_a_503_and_leaves_no_row() {
         ))
         .await;
     assert_problem(res, 503).await;
+    assert_eq!(t.row_count().await, 0);
+}
+
+#[actix_web::test]
+async fn a_missing_bucket_is_a_server_error_not_a_missing_resource() {
+    let (_, mut settings) = fresh_bucket().await;
+    settings.bucket = format!("rookery-absent-{}", uuid::Uuid::new_v4().simple());
+    let t = spawn(false, |s| s.media.storage = StorageSettings::S3(settings)).await;
+    let res = t
+        .upload(form(
+            encode(opaque(10, 10), ImageFormat::Png),
+            "a.png",
+            "image/png",
+        ))
+        .await;
+    assert_problem(res, 500).await;
     assert_eq!(t.row_count().await, 0);
 }
 

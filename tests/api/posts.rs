@@ -1,14 +1,16 @@
-use rookery::events::DomainEvent;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, eventually, notified, spawn_app};
+use crate::stream::{connect, follow, next_of_type};
+use crate::subscriptions::subscribe;
 
 #[actix_web::test]
 async fn a_post_carries_its_author_tags_mentions_and_counts() {
     let app = spawn_app().await;
-    let mut events = app.events.subscribe();
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
+    let carol = app.user("carol").await;
+    follow(&app, &carol.access, alice.id).await;
     let res = app
         .post(
             "/api/v1/posts",
@@ -39,21 +41,18 @@ async fn a_post_carries_its_author_tags_mentions_and_counts() {
     let fetched: Value = app.get(&location, None).await.json().await.unwrap();
     assert_eq!(fetched["id"], id);
 
-    assert_eq!(
-        events.recv().await.unwrap(),
-        DomainEvent::PostCreated {
-            post_id: id,
-            author_id: alice.id
-        }
-    );
-    assert_eq!(
-        events.recv().await.unwrap(),
-        DomainEvent::Mentioned {
-            post_id: id,
-            author_id: alice.id,
-            user_id: bob.id
-        }
-    );
+    // Announced: a follower's feed gets it, the mentioned user is told.
+    eventually("the post in a follower's feed", || async {
+        let feed: Value = app
+            .get("/api/v1/feed", Some(&carol.access))
+            .await
+            .json()
+            .await
+            .unwrap();
+        feed["items"][0]["id"] == id
+    })
+    .await;
+    notified(&app, &bob, "mention", id, None).await;
 }
 
 #[actix_web::test]
@@ -101,12 +100,13 @@ async fn post_text_and_media_rules() {
 #[actix_web::test]
 async fn only_the_author_edits_and_history_keeps_every_version() {
     let app = spawn_app().await;
-    let mut events = app.events.subscribe();
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
     let post = app.create_post(&alice.access, "first #one").await;
     let id = post["id"].as_i64().unwrap();
     let path = format!("/api/v1/posts/{id}");
+    let mut watching = connect(&app, &bob.access, None).await;
+    assert_eq!(subscribe(&mut watching, id).await["type"], "subscribed");
 
     assert_problem(
         app.patch(&path, Some(&bob.access), &json!({"text": "hijacked"}))
@@ -153,19 +153,11 @@ async fn only_the_author_edits_and_history_keeps_every_version() {
     assert!(history[2]["replaced_at"].is_null());
     assert!(history[0]["replaced_at"].is_string());
 
-    let mut seen = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        seen.push(e);
-    }
-    assert!(seen.contains(&DomainEvent::PostEdited {
-        post_id: id,
-        author_id: alice.id
-    }));
-    assert!(seen.contains(&DomainEvent::Mentioned {
-        post_id: id,
-        author_id: alice.id,
-        user_id: bob.id
-    }));
+    // Announced: a reader watching the post sees the edits (each event
+    // carries the text current when it is sent, so the last one is the last
+    // edit), and the user an edit mentions is told.
+    while next_of_type(&mut watching, "post.updated").await["data"]["text"] != "third" {}
+    notified(&app, &bob, "mention", id, None).await;
 }
 
 #[actix_web::test]

@@ -458,7 +458,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving
             alice.id,
             None,
             rookery_actors::session::ConnKind::WebSocket,
-            None,
+            rookery_actors::session::Credential::AccessToken { version: 0 },
         )
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 //! issued. Presenting a rotated token again means it leaked, so the whole
 //! family is revoked.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use super::tokens::{random_token, sha256};
 use super::{validate, AccountError, JwtKeys, PasswordHasher, Role, Status};
+use crate::ratelimit::{Bucket, Check, Throttle};
 
 /// What login and refresh answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,7 +30,8 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
-pub struct SessionConfig<'a> {
+/// What issuing tokens needs: the signing keys and the refresh tokens' lifetime.
+pub struct TokenSettings<'a> {
     pub jwt: &'a JwtKeys,
     pub refresh_ttl: Duration,
 }
@@ -36,7 +39,7 @@ pub struct SessionConfig<'a> {
 /// Issues an access token and a new refresh token of `family`, inside the caller's transaction.
 pub(super) async fn issue(
     tx: &mut sqlx::PgConnection,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     user_id: i64,
     role: Role,
     version: i32,
@@ -66,7 +69,7 @@ pub(super) async fn issue(
 
 async fn start(
     db: &PgPool,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     user_id: i64,
     role: Role,
     version: i32,
@@ -79,10 +82,38 @@ async fn start(
 
 /// `login` is a username or an email. Unknown logins and wrong passwords get
 /// the same error and cost the same hash verification.
+///
+/// Throttled (429) before anything is verified: when `address` has had too
+/// many failed checks, or, after the lookup, when the account (by user id,
+/// whichever of its username or email was given; by the login string when
+/// none matched) has had too many attempts. Only a wrong password counts
+/// against the address.
 pub async fn login(
     db: &PgPool,
     hasher: &PasswordHasher,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
+    throttle: &Throttle,
+    address: Option<IpAddr>,
+    login: &str,
+    password: &str,
+) -> Result<TokenPair, AccountError> {
+    let check = throttle.begin_check(address).await?;
+    let result = checked_login(db, hasher, cfg, throttle, &check, login, password).await;
+    match &result {
+        // A failure: the address keeps it. A refusal by the account's limit
+        // already gave the address's unit back.
+        Err(AccountError::InvalidCredentials | AccountError::Throttled(_)) => {}
+        _ => throttle.passed(check).await,
+    }
+    result
+}
+
+async fn checked_login(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    cfg: &TokenSettings<'_>,
+    throttle: &Throttle,
+    check: &Check,
     login: &str,
     password: &str,
 ) -> Result<TokenPair, AccountError> {
@@ -101,6 +132,11 @@ pub async fn login(
     )
     .fetch_optional(db)
     .await?;
+    let account = match &row {
+        Some(r) => Bucket::Account(r.id),
+        None => Bucket::UnknownLogin(login.to_lowercase()),
+    };
+    throttle.check_account(check, account).await?;
     let hash = row.as_ref().and_then(|r| r.password_hash.as_deref());
     if !hasher.verify(password, hash).await? {
         return Err(AccountError::InvalidCredentials);
@@ -116,7 +152,7 @@ pub async fn login(
 
 pub async fn refresh(
     db: &PgPool,
-    cfg: &SessionConfig<'_>,
+    cfg: &TokenSettings<'_>,
     token: &str,
 ) -> Result<TokenPair, AccountError> {
     let mut tx = db.begin().await?;
