@@ -1,14 +1,19 @@
-// Fan-out latency: one celebrity with FOLLOWERS online followers posts; the
-// time from the POST's response to each follower's receipt of the feed.post.
+// Fan-out latency: one celebrity with FOLLOWERS followers, ONLINE of them
+// online (default: all), posts; the time from the POST's response to each
+// online follower's receipt of the feed.post.
 //
-// The followers (users[0..FOLLOWERS) of the keys file, each one socket) connect
-// first; after SETTLE seconds the author posts ROUNDS times, GAP seconds apart.
+// The online followers (users[0..ONLINE) of the keys file, each one socket)
+// connect first; after SETTLE seconds the author posts ROUNDS times, GAP
+// seconds apart. A celebrity over the server's FANOUT_LIMIT is merged into
+// feeds on read and told live only to the followers online (ONLINE of
+// FOLLOWERS is how that case is measured).
 // Every follower records the wall-clock time (Date.now(), one process, one
 // clock) at which each post arrives; the author records the time each POST's
 // response arrived. As p(receipt) - t(response) = p(receipt - t(response)),
 // handleSummary turns the receipt-time percentiles into latency percentiles.
 //
 //   FOLLOWERS=10000 PER_VU=100 SETTLE=120 ROUNDS=3 GAP=15 k6 run ws_fanout.js
+//   FOLLOWERS=50000 ONLINE=10000 PER_VU=100 SETTLE=60 ROUNDS=5 GAP=12 k6 run ws_fanout.js
 import http from 'k6/http';
 import { check } from 'k6';
 import { sleep } from 'k6';
@@ -19,12 +24,13 @@ import exec from 'k6/execution';
 import { BASE_URL, WS_URL, users, celebrities, intEnv, fmt } from './lib.js';
 
 const FOLLOWERS = intEnv('FOLLOWERS', 1000);
+const ONLINE = intEnv('ONLINE', FOLLOWERS);
 const PER_VU = intEnv('PER_VU', 100);
-const SETTLE = intEnv('SETTLE', FOLLOWERS >= 5000 ? 120 : 30);
+const SETTLE = intEnv('SETTLE', ONLINE >= 5000 ? 120 : 30);
 const ROUNDS = intEnv('ROUNDS', 3);
 const GAP = intEnv('GAP', 15);
 const OPEN_RATE = intEnv('OPEN_RATE', 20); // new sockets per second per VU
-const VUS = Math.ceil(FOLLOWERS / PER_VU);
+const VUS = Math.ceil(ONLINE / PER_VU);
 const TAIL = 20; // seconds the followers stay after the last post
 
 const celeb = celebrities.find((c) => c.followers === FOLLOWERS);
@@ -32,6 +38,9 @@ if (!celeb) {
   throw new Error(
     `no celebrity with exactly ${FOLLOWERS} followers in the keys file; seed with --celebrity-followers ${FOLLOWERS}`,
   );
+}
+if (ONLINE < 1 || ONLINE > FOLLOWERS) {
+  throw new Error(`ONLINE must be between 1 and FOLLOWERS (${FOLLOWERS}), not ${ONLINE}`);
 }
 
 const receipt = [];
@@ -80,7 +89,7 @@ export function follower(data) {
   roundMarker = `fanout ${data.run} round `;
   const vu = exec.vu.idInTest - 1; // the author's VU comes after these
   const first = vu * PER_VU;
-  const last = Math.min(first + PER_VU, FOLLOWERS);
+  const last = Math.min(first + PER_VU, ONLINE);
   const sockets = [];
   const receipts = []; // round, epoch ms, round, epoch ms, ...
   const t0 = Date.now();
@@ -141,8 +150,11 @@ export function author(data) {
 export function handleSummary(data) {
   const m = data.metrics;
   const lines = [];
-  const out = { followers: FOLLOWERS, celebrity: celeb.username, rounds: [] };
-  lines.push(`fan-out to ${FOLLOWERS} online followers of ${celeb.username} (id ${celeb.id})`);
+  const out = { followers: FOLLOWERS, online: ONLINE, celebrity: celeb.username, rounds: [] };
+  lines.push(
+    `fan-out to ${ONLINE} online followers of ${celeb.username} (id ${celeb.id}, ${FOLLOWERS} followers` +
+      `${celeb.fanned_out ? '' : ', merged on read when seeded'})`,
+  );
   lines.push(
     `sockets opened ${m.ws_opened ? m.ws_opened.values.count : 0}, failed ${m.ws_failed ? m.ws_failed.values.count : 0}, ` +
       `closed early ${m.ws_closed_early ? m.ws_closed_early.values.count : 0}`,
@@ -167,7 +179,7 @@ export function handleSummary(data) {
     };
     out.rounds.push(row);
     lines.push(
-      `round ${r}: received ${row.received}/${FOLLOWERS}; from the POST's response to receipt: ` +
+      `round ${r}: received ${row.received}/${ONLINE}; from the POST's response to receipt: ` +
         `p50 ${fmt(row.p50_ms)} ms, p95 ${fmt(row.p95_ms)} ms, p99 ${fmt(row.p99_ms)} ms, ` +
         `min ${fmt(row.min_ms)} ms, max ${fmt(row.max_ms)} ms`,
     );

@@ -570,7 +570,7 @@ pub async fn seed(
             if c.fanned_out {
                 "fanned out live"
             } else {
-                "over FANOUT_LIMIT: merged on read, no live feed.post"
+                "over FANOUT_LIMIT: merged on read, told live only to the followers online"
             }
         ));
     }

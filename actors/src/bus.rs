@@ -1,6 +1,8 @@
 //! The event bus between nodes. A supervisor's batch, once committed, is
 //! delivered to this node's sessions at once and, with Redis configured,
-//! published on one channel that every other node is subscribed to.
+//! published on one channel that every other node is subscribed to. A
+//! pulled author's post travels as a [`PulledPost`], without recipients:
+//! each node logs it for the followers online there (see [`crate::herald`]).
 //!
 //! Redis carries only live delivery. Event ids and the replay log live in
 //! Postgres, so a message lost to a Redis outage costs nothing but latency:
@@ -15,6 +17,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::herald::PulledPost;
 use crate::log::{Payload, UserEvent};
 use crate::registry::{Activity, Deliver, Recheck, Revoke, SessionRegistry};
 
@@ -32,6 +35,8 @@ pub struct Batch {
     pub activity: Vec<WireActivity>,
     #[serde(default)]
     pub revoked: Vec<Revoke>,
+    #[serde(default)]
+    pub pulled: Vec<PulledPost>,
 }
 
 /// Events that share one payload (a post fanned out to its followers): the
@@ -60,7 +65,13 @@ pub struct WireActivity {
 }
 
 impl Batch {
-    pub fn new(events: &[UserEvent], activity: &[Activity], revoked: &[Revoke]) -> Self {
+    pub fn new(committed: &Committed) -> Self {
+        let Committed {
+            events,
+            activity,
+            revoked,
+            pulled,
+        } = committed;
         let mut groups: Vec<WireGroup> = Vec::new();
         for e in events {
             let target = WireTarget {
@@ -89,10 +100,11 @@ impl Batch {
                 })
                 .collect(),
             revoked: revoked.to_vec(),
+            pulled: pulled.to_vec(),
         }
     }
 
-    pub fn into_parts(self) -> (Vec<UserEvent>, Vec<Activity>, Vec<Revoke>) {
+    pub fn into_parts(self) -> Committed {
         let events = self
             .events
             .into_iter()
@@ -117,7 +129,12 @@ impl Batch {
                 data: a.data,
             })
             .collect();
-        (events, activity, self.revoked)
+        Committed {
+            events,
+            activity,
+            revoked: self.revoked,
+            pulled: self.pulled,
+        }
     }
 
     /// The message as published by `node`.
@@ -137,6 +154,28 @@ impl Batch {
             return Ok(None);
         }
         serde_json::from_slice(rest.get(1..).unwrap_or_default()).map(Some)
+    }
+}
+
+/// What a committed batch announces, as every node delivers it.
+#[derive(Default)]
+pub struct Committed {
+    /// Logged events, to their users' sessions.
+    pub events: Vec<UserEvent>,
+    /// Post activity, to the post's subscribers.
+    pub activity: Vec<Activity>,
+    /// Revoked credentials: the connections that used them close.
+    pub revoked: Vec<Revoke>,
+    /// Pulled authors' posts, for the followers online on each node.
+    pub pulled: Vec<PulledPost>,
+}
+
+impl Committed {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.activity.is_empty()
+            && self.revoked.is_empty()
+            && self.pulled.is_empty()
     }
 }
 
@@ -188,15 +227,13 @@ impl Bus {
     }
 
     /// Delivers a committed batch here and announces it to the other nodes.
-    pub fn deliver(&self, events: Vec<UserEvent>, activity: Vec<Activity>, revoked: Vec<Revoke>) {
+    pub fn deliver(&self, committed: Committed) {
         // Local sessions first: encoding a large batch would only delay them.
         let published = match &self.publish {
-            Some(_) if !events.is_empty() || !activity.is_empty() || !revoked.is_empty() => {
-                Some(Batch::new(&events, &activity, &revoked))
-            }
+            Some(_) if !committed.is_empty() => Some(Batch::new(&committed)),
             _ => None,
         };
-        deliver_locally(&self.registry, events, activity, revoked);
+        deliver_locally(&self.registry, committed);
         if let (Some(publish), Some(batch)) = (&self.publish, published) {
             match batch.encode(&self.node) {
                 Ok(message) => {
@@ -215,12 +252,13 @@ impl Bus {
 /// Data goes to the registry with `try_send`: its mailbox is bounded, and a
 /// batch dropped because it is full costs latency, not events (sessions fill
 /// the gap from the log on the next event, clients on reconnect).
-fn deliver_locally(
-    registry: &Addr<SessionRegistry>,
-    events: Vec<UserEvent>,
-    activity: Vec<Activity>,
-    revoked: Vec<Revoke>,
-) {
+fn deliver_locally(registry: &Addr<SessionRegistry>, committed: Committed) {
+    let Committed {
+        events,
+        activity,
+        revoked,
+        pulled,
+    } = committed;
     // Never dropped: a revoked credential's connections must close.
     for r in revoked {
         registry.do_send(r);
@@ -231,6 +269,12 @@ fn deliver_locally(
     for a in activity {
         // Activity is ephemeral (counters, comments on screen): losing some under load is fine.
         let _ = registry.try_send(a);
+    }
+    for p in pulled {
+        // Data too: a post dropped here is still in the followers' feeds.
+        if registry.try_send(p).is_err() {
+            tracing::warn!("session registry mailbox full; a pulled post reaches the followers online here through their feed only");
+        }
     }
 }
 
@@ -291,10 +335,7 @@ async fn subscribe_loop(
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
                         match Batch::decode(msg.get_payload_bytes(), &node) {
-                            Ok(Some(batch)) => {
-                                let (events, activity, revoked) = batch.into_parts();
-                                deliver_locally(&registry, events, activity, revoked);
-                            }
+                            Ok(Some(batch)) => deliver_locally(&registry, batch.into_parts()),
                             Ok(None) => {}
                             Err(e) => tracing::warn!(error = %e, "undecodable bus message ignored"),
                         }
@@ -334,7 +375,16 @@ mod tests {
             event(3, 9, &post),
             event(1, 11, &other),
         ];
-        let batch = Batch::new(&events, &[], &[]);
+        let pulled = PulledPost {
+            post_id: 12,
+            author_id: 5,
+            data: serde_json::json!({ "post_id": 12 }),
+        };
+        let batch = Batch::new(&Committed {
+            events: events.clone(),
+            pulled: vec![pulled.clone()],
+            ..Committed::default()
+        });
         assert_eq!(batch.events.len(), 2, "one group per payload");
         assert_eq!(batch.events[0].to.len(), 3);
 
@@ -343,19 +393,28 @@ mod tests {
         assert_eq!(text.matches("héllo").count(), 1, "the payload is sent once");
 
         let decoded = Batch::decode(&message, "node-b").unwrap().unwrap();
-        let (back, activity, revoked) = decoded.into_parts();
-        assert!(activity.is_empty() && revoked.is_empty());
-        assert_eq!(back, events);
-        assert_eq!(back[0].to_json(), events[0].to_json());
+        let back = decoded.into_parts();
+        assert!(back.activity.is_empty() && back.revoked.is_empty());
+        assert_eq!(back.events, events);
+        assert_eq!(back.events[0].to_json(), events[0].to_json());
+        assert_eq!(back.pulled, vec![pulled]);
     }
 
     #[test]
     fn a_node_skips_its_own_messages_and_rejects_garbage() {
-        let batch = Batch::new(&[], &[], &[]);
+        let batch = Batch::new(&Committed::default());
         let message = batch.encode("node-a").unwrap();
         assert!(Batch::decode(&message, "node-a").unwrap().is_none());
         assert!(Batch::decode(&message, "node-b").unwrap().is_some());
         assert!(Batch::decode(b"node-x\nnot json", "node-a").is_err());
         assert!(Batch::decode(b"", "node-a").is_err());
+    }
+
+    #[test]
+    fn a_batch_from_a_node_without_pulled_posts_still_decodes() {
+        // A node of the previous version publishes no `pulled` field.
+        let message = b"node-x\n{\"events\":[],\"activity\":[]}";
+        let batch = Batch::decode(message, "node-a").unwrap().unwrap();
+        assert!(batch.into_parts().pulled.is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! Home timelines. The feed supervisor writes each new post into its
 //! followers' timelines (fan-out on write), except for authors with more than
 //! `fanout_limit` followers, whose posts are merged in when timelines are
-//! read. Owns `timelines` and `feed_pull_authors`.
+//! read; those it announces to every node, which tells the followers online
+//! there (see [`crate::herald`]). Owns `timelines` and `feed_pull_authors`.
 //!
 //! Reads re-check every rule (the follow still stands, the post is not
 //! deleted, no block), so the supervisor running behind never shows a reader
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
 use crate::events::DomainEvent;
+use crate::herald::PulledPost;
 use crate::log::{self, Recipients};
 use crate::outbox::{self, ConsumerKind};
 use crate::registry::{Activity, POST_DELETED};
@@ -51,6 +53,15 @@ impl EventHandler for FeedHandler {
         match *event {
             DomainEvent::PostCreated { post_id, author_id } => {
                 if self.is_pulled(tx, author_id).await? {
+                    // Not written out, nor logged here: only the nodes know
+                    // who is online. Hidden or deleted: nobody is told.
+                    if let Some(data) = post_summary(tx, post_id).await? {
+                        out.pulled.push(PulledPost {
+                            post_id,
+                            author_id,
+                            data,
+                        });
+                    }
                     return Ok(());
                 }
                 self.fan_out(tx, post_id, author_id, 0, out).await

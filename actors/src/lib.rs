@@ -12,6 +12,7 @@ pub mod bus;
 pub mod db_error;
 pub mod events;
 pub mod feed;
+pub mod herald;
 pub mod log;
 pub mod moderation;
 pub mod notifications;
@@ -95,12 +96,16 @@ pub struct Engine {
 impl Engine {
     /// Starts the session registry and the supervisors on the current actix system.
     pub fn start(db: PgPool, config: EngineConfig) -> Self {
-        use actix::Actor as _;
+        use actix::{Actor as _, AsyncContext as _};
         let session_config = config.session.clone();
         let db_handle = db.clone();
         let gate = watch::Gate::new(db.clone()).start();
-        let registry =
-            registry::SessionRegistry::new(db.clone(), config.session.clone(), gate).start();
+        // The registry and its herald know each other: the herald hands the
+        // events it logged back to the registry to deliver.
+        let registry = registry::SessionRegistry::create(|ctx| {
+            let herald = herald::Herald::new(db.clone(), ctx.address()).start();
+            registry::SessionRegistry::new(db.clone(), config.session.clone(), gate, herald)
+        });
         let bus = match config.redis.clone() {
             Some(client) => {
                 let node = format!(

@@ -1,6 +1,7 @@
 //! The `SessionRegistry`: finds or starts a user's session actor, knows who is
 //! online on this node, routes logged events to sessions and post activity to
-//! the sessions subscribed to that post.
+//! the sessions subscribed to that post, and hands pulled authors' posts to
+//! the node's [`Herald`] with the users online here.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -9,9 +10,10 @@ use actix::prelude::*;
 use actix_ws::CloseCode;
 use sqlx::PgPool;
 
+use crate::herald::{Herald, PulledPost, Tell};
 use crate::log::{self, UserEvent};
 use crate::session::{
-    AddConnection, CloseAll, CloseRevoked, CloseStale, ConnHandle, Push, SessionActor,
+    AddConnection, CatchUp, CloseAll, CloseRevoked, CloseStale, ConnHandle, Push, SessionActor,
     SessionConfig, Stop,
 };
 use crate::watch::{Gate, Screen};
@@ -32,15 +34,18 @@ pub struct SessionRegistry {
     subscribers: HashMap<i64, HashSet<i64>>,
     /// Screens post activity before it reaches the subscribers.
     gate: Addr<Gate>,
+    /// Logs pulled authors' posts for the users online here.
+    herald: Addr<Herald>,
     next_conn: u64,
 }
 
 impl SessionRegistry {
-    pub fn new(db: PgPool, config: SessionConfig, gate: Addr<Gate>) -> Self {
+    pub fn new(db: PgPool, config: SessionConfig, gate: Addr<Gate>, herald: Addr<Herald>) -> Self {
         Self {
             db,
             config,
             gate,
+            herald,
             sessions: HashMap::new(),
             subscribers: HashMap::new(),
             next_conn: 0,
@@ -209,6 +214,45 @@ impl Handler<Deliver> for SessionRegistry {
             if let Some(Entry { addr, .. }) = self.sessions.get(&user_id) {
                 // A session whose mailbox is full fills the gap from the log on its next event.
                 let _ = addr.try_send(Push(events));
+            }
+        }
+    }
+}
+
+/// A pulled author's new post: the herald logs it for whoever of the users
+/// online here follows the author. The registry only names them, so its
+/// mailbox never waits on the database.
+impl Handler<PulledPost> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PulledPost, _: &mut Self::Context) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let online: Vec<i64> = self.sessions.keys().copied().collect();
+        let post_id = msg.post_id;
+        if self.herald.try_send(Tell { post: msg, online }).is_err() {
+            tracing::warn!(
+                post_id,
+                "herald mailbox full; a pulled post reaches the followers online here through their feed only"
+            );
+        }
+    }
+}
+
+/// Users whose newest events are in the log but will come on no bus
+/// message (another node logged them): their sessions read the log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromLog(pub Vec<i64>);
+
+impl Handler<FromLog> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromLog, _: &mut Self::Context) {
+        for user_id in msg.0 {
+            if let Some(entry) = self.sessions.get(&user_id) {
+                let _ = entry.addr.try_send(CatchUp);
             }
         }
     }

@@ -356,7 +356,8 @@ impl SessionActor {
                 more,
             }) => {
                 conn.last_sent = start_at(after);
-                conn.more_in_log = more;
+                // Or'ed: a `CatchUp` during this fetch may want what it missed.
+                conn.more_in_log |= more;
                 for e in &events {
                     // The log is the truth: its events are consecutive, so never wait for a gap here.
                     if let (Some(conn), Some(id)) = (self.connections.get_mut(&conn_id), e.id) {
@@ -794,6 +795,34 @@ impl Handler<Push> for SessionActor {
             for id in ids {
                 self.send_to(ctx, id, &frame);
             }
+        }
+    }
+}
+
+/// This user's log holds events no bus message will bring here (another
+/// node logged them, for the user's connections there): every connection
+/// reads the log from where it stands.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CatchUp;
+
+impl Handler<CatchUp> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CatchUp, ctx: &mut Self::Context) {
+        let ids: Vec<u64> = self.connections.keys().copied().collect();
+        for id in ids {
+            let Some(conn) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            if conn.replaying.is_some() {
+                // The fetch under way may have read the log too early: one more after it.
+                conn.more_in_log = true;
+                continue;
+            }
+            conn.replaying = Some(Vec::new());
+            let after = conn.last_sent;
+            self.start_replay(ctx, id, after);
         }
     }
 }

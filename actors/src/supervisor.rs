@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use crate::bus::Bus;
+use crate::bus::{Bus, Committed};
 use crate::events::DomainEvent;
+use crate::herald::PulledPost;
 use crate::log::UserEvent;
 use crate::outbox::{self, ConsumerKind};
 use crate::registry::{Activity, Revoke};
@@ -39,6 +40,9 @@ pub struct Outbound {
     pub activity: Vec<Activity>,
     /// Credentials revoked: the connections that used them close.
     pub revoked: Vec<Revoke>,
+    /// Pulled authors' new posts: each node logs them for the followers
+    /// online there (see [`crate::herald`]).
+    pub pulled: Vec<PulledPost>,
     /// The handler recorded follow-up events: run another batch at once.
     pub more: bool,
 }
@@ -225,7 +229,12 @@ async fn run_batch<H: EventHandler>(
     );
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
-    bus.deliver(out.events, out.activity, out.revoked);
+    bus.deliver(Committed {
+        events: out.events,
+        activity: out.activity,
+        revoked: out.revoked,
+        pulled: out.pulled,
+    });
     Ok(Done {
         handled,
         // A full batch means there is probably more waiting; follow-up
@@ -290,6 +299,7 @@ async fn try_batch<H: EventHandler>(
                 out.events.extend(pending.events);
                 out.activity.extend(pending.activity);
                 out.revoked.extend(pending.revoked);
+                out.pulled.extend(pending.pulled);
                 out.more |= pending.more;
             }
             Err(e) if is_transient(&e) => return Err(e),

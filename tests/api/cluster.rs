@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sqlx::Connection as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::helpers::{base_database_url, drop_database, fresh_database, JWT_SECRET, PASSWORD};
@@ -24,6 +25,11 @@ struct Node {
 
 impl Node {
     fn start(database_url: &str, redis_url: &str) -> Node {
+        Node::start_with(database_url, redis_url, &[])
+    }
+
+    /// A node with settings of its own (`NAME`, value) added to its environment.
+    fn start_with(database_url: &str, redis_url: &str, settings: &[(&str, &str)]) -> Node {
         let mut child = Command::new(BIN)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -37,6 +43,7 @@ impl Node {
             )
             .env("LOG_FORMAT", "json")
             .env("ROOKERY_LOG", "info")
+            .envs(settings.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -437,6 +444,64 @@ async fn a_block_on_one_node_stops_post_activity_on_the_other() {
     );
     next_of_type(&mut carol_ws, "post.counters").await;
     nothing_before_pong(&mut bob_ws).await;
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
+
+#[actix_web::test]
+async fn a_pulled_authors_post_reaches_online_followers_on_every_node_once() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    // Two followers are over the limit: the author is merged on read.
+    let limit = [("FANOUT_LIMIT", "1")];
+    let a = Node::start_with(&url, &redis_url, &limit);
+    let b = Node::start_with(&url, &redis_url, &limit);
+    let client = reqwest::Client::new();
+    let (star_id, star) = register(&client, &a.base, "star").await;
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (carol_id, carol) = register(&client, &a.base, "carol").await;
+    for token in [&alice, &carol] {
+        let res = client
+            .put(format!("{}/api/v1/users/{star_id}/follow", a.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // Alice is on node B only; carol on both nodes (two devices).
+    let mut alice_b = connect_to(&b.base, &alice, None).await;
+    let mut carol_a = connect_to(&a.base, &carol, None).await;
+    let mut carol_b = connect_to(&b.base, &carol, None).await;
+
+    let first = post(&client, &a.base, &star, "to the masses, from node A").await;
+    let event = crate::pulled::next_feed_post(&mut alice_b).await;
+    assert_eq!(event["data"]["post_id"], first);
+    let seen = event["id"].as_i64().unwrap();
+    // Each node logs the post for the followers online on it; carol, on
+    // both, is logged once and hears it on both, with the same id.
+    let on_a = crate::pulled::next_feed_post(&mut carol_a).await;
+    let on_b = crate::pulled::next_feed_post(&mut carol_b).await;
+    assert_eq!(on_a["data"]["post_id"], first);
+    assert_eq!(on_a["id"], on_b["id"]);
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM user_events WHERE user_id = $1 AND kind = 'feed.post'",
+    )
+    .bind(carol_id)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(logged, 1, "carol's post logged once");
+    drop(db);
+
+    // Alice reconnects to node A and replays it from the log.
+    drop(alice_b);
+    let mut alice_a = connect_to(&a.base, &alice, Some(seen - 1)).await;
+    let replayed = crate::pulled::next_feed_post(&mut alice_a).await;
+    assert_eq!(replayed["id"].as_i64(), Some(seen));
+    assert_eq!(replayed["data"]["post_id"], first);
+
     drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }

@@ -21,6 +21,7 @@ mod moderation;
 mod openapi;
 mod ops;
 mod posts;
+mod pulled;
 mod reactions;
 mod revocation;
 mod social;
