@@ -418,11 +418,12 @@ pub async fn page(
         FeedOrder::Latest => {
             sqlx::query_as!(
                 FeedRow,
-                // Each branch applies every rule and stops at the page size,
-                // walking its index newest first, so a page reads about
-                // `limit` rows per branch however long the timeline is. (A
-                // block removes follows both ways, so the follow joins also
-                // keep blocked authors out; the check is repeated to be sure.)
+                // Each branch reads through the visibility rule
+                // (`visible_posts`) and stops at the page size, walking its
+                // index newest first, so a page reads about `limit` rows per
+                // branch however long the timeline is. (A block removes
+                // follows both ways, so the follow joins also keep blocked
+                // authors out; the rule checks again.)
                 r#"WITH timeline AS (
                      SELECT p.id, p.reactions_count, p.created_at
                      -- Fenced (OFFSET 0), so the plan walks the timeline's
@@ -431,34 +432,23 @@ pub async fn page(
                      FROM (SELECT post_id, author_id FROM timelines
                            WHERE user_id = $1 AND ($2::bigint IS NULL OR post_id < $2)
                            ORDER BY post_id DESC OFFSET 0) t
-                     JOIN posts p ON p.id = t.post_id
-                     JOIN users u ON u.id = p.author_id AND u.status = 'active'
+                     JOIN visible_posts($1) p ON p.id = t.post_id
                      WHERE EXISTS (SELECT 1 FROM follows f
                                    WHERE f.follower_id = $1 AND f.followee_id = t.author_id)
-                       AND p.deleted_at IS NULL AND p.hidden_at IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM blocks b
-                                       WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
-                                          OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
                      ORDER BY t.post_id DESC LIMIT $3
                  ), own AS (
-                     SELECT p.id, p.reactions_count, p.created_at FROM posts p
-                     JOIN users u ON u.id = p.author_id AND u.status = 'active'
-                     WHERE p.author_id = $1 AND p.deleted_at IS NULL AND ($2::bigint IS NULL OR p.id < $2)
+                     SELECT p.id, p.reactions_count, p.created_at FROM visible_posts($1) p
+                     WHERE p.author_id = $1 AND ($2::bigint IS NULL OR p.id < $2)
                      ORDER BY p.id DESC LIMIT $3
                  ), pulled AS (
                      SELECT p.id, p.reactions_count, p.created_at FROM follows f
                      JOIN feed_pull_authors pa ON pa.user_id = f.followee_id
-                     JOIN users u ON u.id = f.followee_id AND u.status = 'active'
                      JOIN LATERAL (
-                         SELECT p.id, p.reactions_count, p.created_at FROM posts p
-                         WHERE p.author_id = f.followee_id AND p.deleted_at IS NULL AND p.hidden_at IS NULL
-                           AND ($2::bigint IS NULL OR p.id < $2)
+                         SELECT p.id, p.reactions_count, p.created_at FROM visible_posts($1) p
+                         WHERE p.author_id = f.followee_id AND ($2::bigint IS NULL OR p.id < $2)
                          ORDER BY p.id DESC LIMIT $3
                      ) p ON true
                      WHERE f.follower_id = $1
-                       AND NOT EXISTS (SELECT 1 FROM blocks b
-                                       WHERE (b.blocker_id = $1 AND b.blocked_id = f.followee_id)
-                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = $1))
                  )
                  SELECT c.id AS "id!", c.reactions_count AS "reactions_count!", c.created_at AS "created_at!"
                  FROM (SELECT * FROM timeline UNION SELECT * FROM own UNION SELECT * FROM pulled) c
@@ -486,16 +476,12 @@ pub async fn page(
                      JOIN posts p ON p.author_id = f.followee_id
                      WHERE f.follower_id = $1 AND p.deleted_at IS NULL AND p.created_at > now() - interval '7 days'
                  )
-                 SELECT p.id, p.reactions_count, p.created_at
+                 SELECT p.id AS \"id!\", p.reactions_count AS \"reactions_count!\",
+                        p.created_at AS \"created_at!\"
                  FROM candidates c
-                 JOIN posts p ON p.id = c.id
-                 JOIN users u ON u.id = p.author_id AND u.status = 'active'
-                 WHERE p.deleted_at IS NULL AND p.created_at > now() - interval '7 days'
-                   AND (p.hidden_at IS NULL OR p.author_id = $1)
+                 JOIN visible_posts($1) p ON p.id = c.id
+                 WHERE p.created_at > now() - interval '7 days'
                    AND ($2::bigint IS NULL OR (p.reactions_count, p.id) < ($2, $3))
-                   AND NOT EXISTS (SELECT 1 FROM blocks b
-                                   WHERE (b.blocker_id = $1 AND b.blocked_id = p.author_id)
-                                      OR (b.blocker_id = p.author_id AND b.blocked_id = $1))
                  ORDER BY p.reactions_count DESC, p.id DESC
                  LIMIT $4",
                 user_id,

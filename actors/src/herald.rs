@@ -186,9 +186,9 @@ async fn tell_step(
         r#"WITH followers AS (
                SELECT f.follower_id FROM follows f
                WHERE f.followee_id = $1 AND f.follower_id = ANY($2)
-                 AND EXISTS (SELECT 1 FROM posts p
-                             WHERE p.id = $3 AND p.author_id = $1
-                               AND p.deleted_at IS NULL AND p.hidden_at IS NULL)
+                 -- The post as anyone may see it (the visibility rule, for no
+                 -- viewer): not deleted or hidden, its author active.
+                 AND EXISTS (SELECT 1 FROM visible_posts(NULL) p WHERE p.id = $3 AND p.author_id = $1)
            ), claimed AS (
                INSERT INTO feed_pull_told (post_id, user_id)
                SELECT $3, follower_id FROM followers ORDER BY follower_id

@@ -49,12 +49,12 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
     if Some(n.user_id) == n.actor_id {
         return Ok(());
     }
-    // Nobody is told about the doings of someone in a block relation with them.
+    // Nobody is told about the doings of someone they may not see (a block
+    // either way, an account no longer active).
     let row = sqlx::query!(
         r#"INSERT INTO notifications (user_id, kind, actor_id, post_id, comment_id, dedup_key, data)
            SELECT $1, $2, $3, $4, $5, $6, $7
-           WHERE NOT EXISTS (SELECT 1 FROM blocks b
-                             WHERE (b.blocker_id = $1 AND b.blocked_id = $3) OR (b.blocker_id = $3 AND b.blocked_id = $1))
+           WHERE $3::bigint IS NULL OR EXISTS (SELECT 1 FROM visible_users($1) u WHERE u.id = $3)
            ON CONFLICT (user_id, dedup_key) DO UPDATE
                SET data = CASE WHEN $8 THEN EXCLUDED.data ELSE notifications.data END
            RETURNING id, created_at, (xmax = 0) AS "inserted!""#,

@@ -48,8 +48,9 @@ pub struct RegisterRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
-    /// The username or the email address.
-    #[schema(example = "alice")]
+    /// The username or the email address (no NUL character: it is looked up,
+    /// and the database refuses NUL in text).
+    #[schema(example = "alice", pattern = r"^[^\u0000]*$")]
     pub login: String,
     pub password: String,
 }

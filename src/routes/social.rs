@@ -9,7 +9,7 @@ use crate::social::{self, BlockedUser, Direction, PublicProfile};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
-    params(("username" = String, Path)),
+    params(("username" = String, Path, pattern = r"^[^\u0000]*$")),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn profile(
     state: web::Data<AppState>,
