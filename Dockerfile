@@ -23,7 +23,7 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/rookery /usr/local/bin/rookery
 WORKDIR /app
 USER rookery
-ENV ROOKERY_BIND=0.0.0.0:8080 LOG_FORMAT=json
+ENV ROOKERY_BIND=0.0.0.0:8080 ROOKERY_LOG_FORMAT=json
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz >/dev/null || exit 1

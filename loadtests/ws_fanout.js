@@ -4,7 +4,7 @@
 //
 // The online followers (users[0..ONLINE) of the keys file, each one socket)
 // connect first; after SETTLE seconds the author posts ROUNDS times, GAP
-// seconds apart. A celebrity over the server's FANOUT_LIMIT is merged into
+// seconds apart. A celebrity over the server's ROOKERY_FANOUT_LIMIT is merged into
 // feeds on read and told live only to the followers online (ONLINE of
 // FOLLOWERS is how that case is measured).
 // Every follower records the wall-clock time (Date.now(), one process, one

@@ -97,7 +97,7 @@ pub struct BenchUser {
 pub struct Celebrity {
     /// Followed by exactly `followers` users: `users[0..followers]` of the keys file.
     pub followers: usize,
-    /// Whether its posts are fanned out on write (`followers <= FANOUT_LIMIT`).
+    /// Whether its posts are fanned out on write (`followers <= ROOKERY_FANOUT_LIMIT`).
     pub fanned_out: bool,
     #[serde(flatten)]
     pub user: BenchUser,
@@ -506,7 +506,7 @@ pub async fn seed(
     .rows_affected();
     report.push(format!(
         "timelines: {timelines} entries (the newest {} posts of each followed author); \
-         {pulled} authors over FANOUT_LIMIT={} merged on read; in {:.1?}",
+         {pulled} authors over ROOKERY_FANOUT_LIMIT={} merged on read; in {:.1?}",
         options.timeline_depth,
         options.fanout_limit,
         t.elapsed()
@@ -570,7 +570,7 @@ pub async fn seed(
             if c.fanned_out {
                 "fanned out live"
             } else {
-                "over FANOUT_LIMIT: merged on read, told live only to the followers online"
+                "over ROOKERY_FANOUT_LIMIT: merged on read, told live only to the followers online"
             }
         ));
     }

@@ -87,7 +87,7 @@ pub struct SeedBenchArgs {
     #[arg(long, default_value_t = 20)]
     pub follows_per_user: usize,
     /// One celebrity per value, followed by exactly that many users
-    /// (comma-separated). Over FANOUT_LIMIT, a celebrity is merged on read.
+    /// (comma-separated). Over ROOKERY_FANOUT_LIMIT, a celebrity is merged on read.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub celebrity_followers: Vec<usize>,
     /// The newest posts of each followed author put into a timeline (the
@@ -164,7 +164,7 @@ pub struct SettingsArgs {
     #[arg(long = "log", env = "ROOKERY_LOG", value_name = "ROOKERY_LOG", global = true, default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long, env = "ROOKERY_LOG_FORMAT", value_name = "ROOKERY_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
     /// Largest accepted JSON body, in bytes.
     #[arg(long, env = "ROOKERY_JSON_LIMIT", value_name = "ROOKERY_JSON_LIMIT", global = true, default_value_t = DEFAULT_JSON_LIMIT)]
@@ -209,7 +209,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", value_name = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", global = true, default_value_t = DEFAULT_REFRESH_TOKEN_TTL_DAYS)]
     pub refresh_token_ttl_days: u64,
     /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
-    #[arg(long, env = "FANOUT_LIMIT", value_name = "FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
+    #[arg(long, env = "ROOKERY_FANOUT_LIMIT", value_name = "ROOKERY_FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
     pub fanout_limit: i64,
     /// Milliseconds a new post's timeline write waits after its followers were told live, when the fan-out took more than one step (1,000 followers or more), so the bulk insert does not compete with the delivery.
     #[arg(
@@ -646,7 +646,7 @@ impl Settings {
         }
         if args.fanout_limit < 0 {
             return Err(SettingsError::Invalid {
-                var: "FANOUT_LIMIT",
+                var: "ROOKERY_FANOUT_LIMIT",
                 reason: "must be 0 or more".into(),
             });
         }

@@ -1,5 +1,5 @@
 //! Live delivery of posts by pulled authors: those with more followers than
-//! `FANOUT_LIMIT`, whose posts are merged into timelines on read and never
+//! `ROOKERY_FANOUT_LIMIT`, whose posts are merged into timelines on read and never
 //! written out. The feed supervisor announces such a post on the bus as a
 //! [`PulledPost`]; on every node, the registry hands it with the users online
 //! there to that node's `Herald`, which logs a `feed.post` for those of them

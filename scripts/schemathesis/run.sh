@@ -74,7 +74,7 @@ BASE="http://127.0.0.1:$PORT"
 # Logins are throttled per address; every request here comes from one.
 DATABASE_URL="$DB_URL" S3_BUCKET="$BUCKET" ROOKERY_BIND="127.0.0.1:$PORT" \
   ROOKERY_PUBLIC_URL="$BASE" ROOKERY_LOGIN_PER_MINUTE=100000 ROOKERY_REGISTER_PER_MINUTE=100000 ROOKERY_SHUTDOWN_TIMEOUT=1 \
-  ROOKERY_LOG=warn LOG_FORMAT=json \
+  ROOKERY_LOG=warn ROOKERY_LOG_FORMAT=json \
   JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
   "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

@@ -26,7 +26,7 @@ fn seed_bench(database_url: &str, keys_file: &std::path::Path) -> std::process::
         .env_remove("REDIS_URL")
         .env("DATABASE_URL", database_url)
         // The celebrity with 30 followers is over the limit: merged on read.
-        .env("FANOUT_LIMIT", "20")
+        .env("ROOKERY_FANOUT_LIMIT", "20")
         .env("ROOKERY_LOG", "warn")
         .output()
         .unwrap()
@@ -63,7 +63,7 @@ async fn seed_bench_loads_users_who_can_sign_in_and_refuses_to_load_twice() {
         50 * 5 + 10 + 30
     );
     assert!(count(db, "SELECT count(*) FROM post_hashtags").await >= 500);
-    // Both celebrities have posts; only the one over FANOUT_LIMIT is pulled.
+    // Both celebrities have posts; only the one over ROOKERY_FANOUT_LIMIT is pulled.
     assert_eq!(
         count(
             db,

@@ -19,7 +19,7 @@ fn rookery() -> Command {
         "ROOKERY_BIND",
         "JWT_SECRET",
         "ROOKERY_LOG",
-        "LOG_FORMAT",
+        "ROOKERY_LOG_FORMAT",
         "RUST_BACKTRACE",
     ] {
         cmd.env_remove(var);
@@ -148,7 +148,7 @@ async fn serve_then_signal(signal: &str, name: &str) {
     let mut child = rookery()
         .env("DATABASE_URL", &url)
         .env("ROOKERY_BIND", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
+        .env("ROOKERY_LOG_FORMAT", "json")
         .env("ROOKERY_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

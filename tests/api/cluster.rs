@@ -41,7 +41,7 @@ impl Node {
                 "ROOKERY_MEDIA_DIR",
                 std::env::temp_dir().join("rookery-cluster-media"),
             )
-            .env("LOG_FORMAT", "json")
+            .env("ROOKERY_LOG_FORMAT", "json")
             .env("ROOKERY_LOG", "info")
             .envs(settings.iter().copied())
             .stderr(Stdio::piped())
@@ -453,7 +453,7 @@ async fn a_pulled_authors_post_reaches_online_followers_on_every_node_once() {
     let redis_url = redis_url();
     let (_base, db_name, url) = fresh_database().await;
     // Two followers are over the limit: the author is merged on read.
-    let limit = [("FANOUT_LIMIT", "1")];
+    let limit = [("ROOKERY_FANOUT_LIMIT", "1")];
     let a = Node::start_with(&url, &redis_url, &limit);
     let b = Node::start_with(&url, &redis_url, &limit);
     let client = reqwest::Client::new();
