@@ -72,6 +72,30 @@ impl Default for EngineConfig {
     }
 }
 
+/// How often the event log is pruned and the outbox swept.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Prunes the event log (what replay no longer needs) and sweeps the outbox
+/// (finished events), every [`HOUSEKEEPING_EVERY`], on every node: both are
+/// idempotent, so nodes doing it at once only repeat each other.
+async fn housekeeping(db: PgPool) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: start-up has enough to do.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match log::prune(&db).await {
+            Ok(n) if n > 0 => tracing::info!(streams = n, "event log pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
+        }
+        if let Err(e) = outbox::sweep(&db).await {
+            tracing::warn!(error = %e, "outbox sweep failed");
+        }
+    }
+}
+
 /// Why a client could not be attached.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -99,6 +123,7 @@ impl Engine {
         use actix::{Actor as _, AsyncContext as _};
         let session_config = config.session.clone();
         let db_handle = db.clone();
+        actix::spawn(housekeeping(db.clone()));
         let gate = watch::Gate::new(db.clone()).start();
         // The registry and its herald know each other: the herald hands the
         // events it logged back to the registry to deliver.

@@ -4,21 +4,18 @@
 //! the node's [`Herald`] with the users online here.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use actix::prelude::*;
 use actix_ws::CloseCode;
 use sqlx::PgPool;
 
 use crate::herald::{Herald, PulledPost, Tell};
-use crate::log::{self, UserEvent};
+use crate::log::UserEvent;
 use crate::session::{
     AddConnection, CatchUp, CloseAll, CloseRevoked, CloseStale, ConnHandle, Push, SessionActor,
     SessionConfig, Stop,
 };
 use crate::watch::{Gate, Screen};
-
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// A session actor and how many connections it has been handed.
 struct Entry {
@@ -58,22 +55,6 @@ impl Actor for SessionRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65_536);
-        ctx.run_interval(PRUNE_EVERY, |act, ctx| {
-            let db = act.db.clone();
-            ctx.spawn(
-                async move {
-                    match log::prune(&db).await {
-                        Ok(n) if n > 0 => tracing::info!(streams = n, "event log pruned"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
-                    }
-                    if let Err(e) = crate::outbox::sweep(&db).await {
-                        tracing::warn!(error = %e, "outbox sweep failed");
-                    }
-                }
-                .into_actor(act),
-            );
-        });
     }
 }
 
