@@ -97,7 +97,7 @@ async fn a_password_change_closes_every_live_connection_of_the_user() {
     };
     still_open(&mut ws).await;
     // Let the long poll attach before the change.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
 
     let res = app
         .put(
