@@ -171,6 +171,14 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// Adds what `other` announces after what this one does.
+    pub fn extend(&mut self, other: Committed) {
+        self.events.extend(other.events);
+        self.activity.extend(other.activity);
+        self.revoked.extend(other.revoked);
+        self.pulled.extend(other.pulled);
+    }
+
     fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.activity.is_empty()

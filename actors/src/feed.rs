@@ -56,7 +56,7 @@ impl EventHandler for FeedHandler {
                     // Not written out, nor logged here: only the nodes know
                     // who is online. Hidden or deleted: nobody is told.
                     if let Some(data) = post_summary(tx, post_id).await? {
-                        out.pulled.push(PulledPost {
+                        out.announced.pulled.push(PulledPost {
                             post_id,
                             author_id,
                             data,
@@ -76,7 +76,7 @@ impl EventHandler for FeedHandler {
             }
             DomainEvent::PostEdited { post_id, .. } => {
                 if let Some(data) = post_summary(tx, post_id).await? {
-                    out.activity.push(Activity {
+                    out.announced.activity.push(Activity {
                         post_id,
                         by: None,
                         kind: "post.updated".into(),
@@ -98,7 +98,7 @@ impl EventHandler for FeedHandler {
                 )
                 .execute(&mut *tx)
                 .await?;
-                out.activity.push(Activity {
+                out.announced.activity.push(Activity {
                     post_id,
                     by: None,
                     kind: POST_DELETED.into(),
@@ -107,7 +107,7 @@ impl EventHandler for FeedHandler {
                 Ok(())
             }
             DomainEvent::ReactionAdded { post_id, .. } => {
-                out.activity.push(Activity {
+                out.announced.activity.push(Activity {
                     post_id,
                     by: None,
                     kind: "post.counters".into(),
@@ -128,14 +128,14 @@ impl EventHandler for FeedHandler {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(text) = text {
-                    out.activity.push(Activity {
+                    out.announced.activity.push(Activity {
                         post_id,
                         by: Some(author_id),
                         kind: "comment.created".into(),
                         data: json!({ "comment_id": comment_id, "post_id": post_id, "author_id": author_id, "text": text }),
                     });
                 }
-                out.activity.push(Activity {
+                out.announced.activity.push(Activity {
                     post_id,
                     by: None,
                     kind: "post.counters".into(),
@@ -268,7 +268,7 @@ impl FeedHandler {
         let events = log::append(tx, followers, "feed.post", &data).await?;
         let reached = events.len();
         let last = events.last().map(|e| e.user_id);
-        out.events.extend(events);
+        out.announced.events.extend(events);
         match last {
             Some(last) if i64::try_from(reached).unwrap_or(0) >= FANOUT_CHUNK => {
                 let next = DomainEvent::FanOut {

@@ -124,7 +124,7 @@ impl ModerationHandler {
             "action": action,
             "reason": reason,
         });
-        out.events.extend(
+        out.announced.events.extend(
             log::append(
                 tx,
                 Recipients::Users(&[current.author_id]),

@@ -83,7 +83,8 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
         "created_at": row.created_at,
         "unread_count": unread,
     });
-    out.events
+    out.announced
+        .events
         .extend(log::append(tx, Recipients::Users(&[n.user_id]), "notification", &data).await?);
     Ok(())
 }
@@ -114,7 +115,7 @@ impl EventHandler for NotificationHandler {
                 api_key_id,
             } => {
                 // Not a notification: the sessions that used them close.
-                out.revoked.push(Revoke {
+                out.announced.revoked.push(Revoke {
                     user_id,
                     api_key_id,
                 });
@@ -239,7 +240,7 @@ impl EventHandler for NotificationHandler {
                 let unread = unread_count(&mut *tx, user_id).await?;
                 let data =
                     serde_json::json!({ "ids": ids, "all": ids.is_none(), "unread_count": unread });
-                out.events.extend(
+                out.announced.events.extend(
                     log::append(
                         tx,
                         Recipients::Users(&[user_id]),

@@ -14,10 +14,7 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::bus::{Bus, Committed};
 use crate::events::DomainEvent;
-use crate::herald::PulledPost;
-use crate::log::UserEvent;
 use crate::outbox::{self, ConsumerKind};
-use crate::registry::{Activity, Revoke};
 use crate::EngineConfig;
 
 /// What a supervisor does with each event, inside the batch's transaction.
@@ -32,17 +29,11 @@ pub trait EventHandler: Clone + Unpin + 'static {
     ) -> impl Future<Output = Result<(), sqlx::Error>>;
 }
 
-/// What a batch announces once it has committed: logged user events and
-/// ephemeral post activity.
+/// What a batch produces: what it announces once it has committed, and
+/// whether to run again at once.
 #[derive(Default)]
 pub struct Outbound {
-    pub events: Vec<UserEvent>,
-    pub activity: Vec<Activity>,
-    /// Credentials revoked: the connections that used them close.
-    pub revoked: Vec<Revoke>,
-    /// Pulled authors' new posts: each node logs them for the followers
-    /// online there (see [`crate::herald`]).
-    pub pulled: Vec<PulledPost>,
+    pub announced: Committed,
     /// The handler recorded follow-up events: run another batch at once.
     pub more: bool,
 }
@@ -223,18 +214,13 @@ async fn run_batch<H: EventHandler>(
     tracing::debug!(
         supervisor = H::NAME,
         handled,
-        events = out.events.len(),
+        events = out.announced.events.len(),
         elapsed_us = started.elapsed().as_micros(),
         "batch committed"
     );
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
-    bus.deliver(Committed {
-        events: out.events,
-        activity: out.activity,
-        revoked: out.revoked,
-        pulled: out.pulled,
-    });
+    bus.deliver(out.announced);
     Ok(Done {
         handled,
         // A full batch means there is probably more waiting; follow-up
@@ -296,10 +282,7 @@ async fn try_batch<H: EventHandler>(
         match handler.apply(&mut savepoint, event, &mut pending).await {
             Ok(()) => {
                 savepoint.commit().await?;
-                out.events.extend(pending.events);
-                out.activity.extend(pending.activity);
-                out.revoked.extend(pending.revoked);
-                out.pulled.extend(pending.pulled);
+                out.announced.extend(pending.announced);
                 out.more |= pending.more;
             }
             Err(e) if is_transient(&e) => return Err(e),
