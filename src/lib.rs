@@ -1,25 +1,23 @@
-//! Rookery: a real-time social-media backend. See ARCHITECTURE.md for the map.
+//! Rookery: a real-time social-media backend.
+//!
+//! # Layout
+//!
+//! - [`settings`]: the command line and the configuration, read once.
+//! - [`app`]: startup (a bound server that tests start on port 0), the
+//!   state every handler gets, the pool, telemetry, metrics, throttles.
+//! - [`http`]: the edge, and the only code that knows actix-web: the route
+//!   table, error mapping, extractors, the native API (`/api/v1`), the
+//!   microblog-compatible API (`/api`) and a served web client.
+//! - [`domain`]: what Rookery does, without HTTP: accounts, the social graph,
+//!   posts, comments, media, the home feed and notifications. Each module
+//!   owns its tables' SQL and announces its writes as events.
+//! - [`seed`]: demo and benchmark data.
+//!
+//! The real-time engine (supervisors, the bus, per-user session actors) is
+//! the `rookery-actors` crate; ARCHITECTURE.md draws the whole map.
 
-pub mod accounts;
-pub mod bench;
-pub mod comments;
-pub mod compat;
-pub mod db;
+pub mod app;
 pub mod domain;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod home;
-pub mod idempotency;
-pub mod media;
-pub mod metrics;
-pub mod openapi;
-pub mod pagination;
-pub mod posts;
-pub mod ratelimit;
-pub mod routes;
+pub mod http;
+pub mod seed;
 pub mod settings;
-pub mod social;
-pub mod startup;
-pub mod state;
-pub mod telemetry;

@@ -3,14 +3,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use rookery::accounts::users::{self, NewAccount};
-use rookery::accounts::PasswordHasher;
-use rookery::compat::demo;
-use rookery::events::EventSink;
-use rookery::media::MediaService;
+use rookery::app::startup::Application;
+use rookery::app::{db, telemetry};
+use rookery::domain::accounts::users::{self, NewAccount};
+use rookery::domain::accounts::PasswordHasher;
+use rookery::domain::events::EventSink;
+use rookery::domain::media::MediaService;
+use rookery::seed::bench;
+use rookery::seed::demo;
 use rookery::settings::{Cli, Command, Settings, UserCommand};
-use rookery::startup::Application;
-use rookery::{bench, db, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -117,7 +118,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| match e {
-                rookery::accounts::AccountError::Invalid(fields) => {
+                rookery::domain::accounts::AccountError::Invalid(fields) => {
                     let parts: Vec<String> = fields
                         .iter()
                         .map(|(f, m)| format!("{f} {}", m.join("; ")))

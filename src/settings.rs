@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::accounts::Role;
+use crate::domain::accounts::Role;
 
 pub const DEFAULT_BIND: &str = "0.0.0.0:8080";
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
@@ -579,7 +579,7 @@ impl Settings {
                 generated: false,
             },
             None => JwtSecret {
-                secret: crate::accounts::tokens::random_token(48).into(),
+                secret: crate::domain::accounts::tokens::random_token(48).into(),
                 generated: true,
             },
         };

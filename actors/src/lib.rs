@@ -1,34 +1,31 @@
 //! Rookery's real-time engine.
 //!
-//! Writes announce domain events through the transactional [`outbox`]; the
-//! supervisors consume them in order, each in its own transaction: the
-//! [`moderation`] supervisor first checks new text, then the [`feed`] and
-//! [`notifications`] supervisors turn events into timelines and notifications.
-//! Supervisors are restarted by actix when they stop, and since their progress
-//! lives in the database, a restart loses nothing that was committed.
+//! # Layout
+//!
+//! - [`outbox`]: the domain events, recorded in the writer's own transaction,
+//!   and each consumer's progress through them.
+//! - [`consumers`]: the supervisors that consume them in order, each batch in
+//!   one transaction: moderation first checks new text, then feed and
+//!   notifications turn events into timelines and notifications. Supervisors
+//!   are restarted by actix when they stop, and since their progress lives in
+//!   the database, a restart loses nothing that was committed.
+//! - [`delivery`]: the per-user event log, the cross-node bus, the registry
+//!   and the per-user session actors with their transports.
+//!
+//! [`Engine`] starts all of it; the server crate holds no handler state of
+//! its own beyond it.
 
-pub mod analyzer;
-pub mod bus;
+pub mod consumers;
 pub mod db_error;
-pub mod events;
-pub mod feed;
-pub mod herald;
-pub mod log;
-pub mod moderation;
-pub mod notifications;
+pub mod delivery;
 pub mod outbox;
-pub mod protocol;
-pub mod registry;
-pub mod session;
-mod supervisor;
-pub mod watch;
 
-use supervisor::EventHandler as _;
+use consumers::supervisor::EventHandler as _;
 
 use actix::{Addr, Supervisor};
 use sqlx::PgPool;
 
-pub use events::{DomainEvent, ReactionKind};
+pub use outbox::events::{DomainEvent, ReactionKind};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -36,7 +33,7 @@ pub struct EngineConfig {
     /// Authors with more followers than this are merged into timelines on read.
     pub fanout_limit: i64,
     /// How long a new post's timeline write waits after the last of its
-    /// followers was told live (see [`feed::FeedHandler`]).
+    /// followers was told live (see [`consumers::feed::FeedHandler`]).
     pub timeline_write_delay: std::time::Duration,
     /// Events handled per transaction.
     pub batch_size: i64,
@@ -47,12 +44,12 @@ pub struct EngineConfig {
     /// dead database connection, a lock never released): it stops, and actix
     /// restarts it without the batch, whose uncommitted work is rolled back.
     pub batch_timeout: std::time::Duration,
-    pub session: session::SessionConfig,
+    pub session: delivery::session::SessionConfig,
     /// The rules the moderation supervisor applies.
-    pub analyzer: std::sync::Arc<analyzer::Analyzer>,
+    pub analyzer: std::sync::Arc<consumers::analyzer::Analyzer>,
     /// With Redis, events cross nodes; without, this process serves alone.
     pub redis: Option<redis::Client>,
-    /// The Redis channel of this deployment (see [`bus::channel_for`]).
+    /// The Redis channel of this deployment (see [`delivery::bus::channel_for`]).
     pub bus_channel: String,
 }
 
@@ -64,10 +61,10 @@ impl Default for EngineConfig {
             batch_size: 200,
             poll_interval: std::time::Duration::from_millis(500),
             batch_timeout: std::time::Duration::from_secs(60),
-            session: session::SessionConfig::default(),
-            analyzer: std::sync::Arc::new(analyzer::Analyzer::new::<&str>(&[], Some(5))),
+            session: delivery::session::SessionConfig::default(),
+            analyzer: std::sync::Arc::new(consumers::analyzer::Analyzer::new::<&str>(&[], Some(5))),
             redis: None,
-            bus_channel: bus::channel_for("rookery"),
+            bus_channel: delivery::bus::channel_for("rookery"),
         }
     }
 }
@@ -85,7 +82,7 @@ async fn housekeeping(db: PgPool) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        match log::prune(&db).await {
+        match delivery::log::prune(&db).await {
             Ok(n) if n > 0 => tracing::info!(streams = n, "event log pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "event log pruning failed"),
@@ -109,12 +106,13 @@ pub enum AttachError {
 #[derive(Clone)]
 pub struct Engine {
     db: PgPool,
-    registry: Addr<registry::SessionRegistry>,
-    session: session::SessionConfig,
-    feed: Addr<supervisor::Consumer<feed::FeedHandler>>,
-    notifications: Addr<supervisor::Consumer<notifications::NotificationHandler>>,
-    moderation: Addr<supervisor::Consumer<moderation::ModerationHandler>>,
-    restarts: [(&'static str, supervisor::Restarts); 3],
+    registry: Addr<delivery::registry::SessionRegistry>,
+    session: delivery::session::SessionConfig,
+    feed: Addr<consumers::supervisor::Consumer<consumers::feed::FeedHandler>>,
+    notifications:
+        Addr<consumers::supervisor::Consumer<consumers::notifications::NotificationHandler>>,
+    moderation: Addr<consumers::supervisor::Consumer<consumers::moderation::ModerationHandler>>,
+    restarts: [(&'static str, consumers::supervisor::Restarts); 3],
 }
 
 impl Engine {
@@ -124,12 +122,17 @@ impl Engine {
         let session_config = config.session.clone();
         let db_handle = db.clone();
         actix::spawn(housekeeping(db.clone()));
-        let gate = watch::Gate::new(db.clone()).start();
+        let gate = delivery::watch::Gate::new(db.clone()).start();
         // The registry and its herald know each other: the herald hands the
         // events it logged back to the registry to deliver.
-        let registry = registry::SessionRegistry::create(|ctx| {
-            let herald = herald::Herald::new(db.clone(), ctx.address()).start();
-            registry::SessionRegistry::new(db.clone(), config.session.clone(), gate, herald)
+        let registry = delivery::registry::SessionRegistry::create(|ctx| {
+            let herald = delivery::herald::Herald::new(db.clone(), ctx.address()).start();
+            delivery::registry::SessionRegistry::new(
+                db.clone(),
+                config.session.clone(),
+                gate,
+                herald,
+            )
         });
         let bus = match config.redis.clone() {
             Some(client) => {
@@ -138,35 +141,48 @@ impl Engine {
                     std::process::id(),
                     chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
                 );
-                bus::Bus::redis(registry.clone(), client, config.bus_channel.clone(), node)
+                delivery::bus::Bus::redis(
+                    registry.clone(),
+                    client,
+                    config.bus_channel.clone(),
+                    node,
+                )
             }
-            None => bus::Bus::local(registry.clone()),
+            None => delivery::bus::Bus::local(registry.clone()),
         };
         let restarts = [
             (
-                moderation::ModerationHandler::NAME,
-                supervisor::Restarts::default(),
+                consumers::moderation::ModerationHandler::NAME,
+                consumers::supervisor::Restarts::default(),
             ),
-            (feed::FeedHandler::NAME, supervisor::Restarts::default()),
             (
-                notifications::NotificationHandler::NAME,
-                supervisor::Restarts::default(),
+                consumers::feed::FeedHandler::NAME,
+                consumers::supervisor::Restarts::default(),
+            ),
+            (
+                consumers::notifications::NotificationHandler::NAME,
+                consumers::supervisor::Restarts::default(),
             ),
         ];
         let [(_, moderation_restarts), (_, feed_restarts), (_, notify_restarts)] = restarts.clone();
         let (feed_db, feed_cfg, feed_registry) = (db.clone(), config.clone(), bus.clone());
         let feed = Supervisor::start(move |_| {
-            let handler = feed::FeedHandler {
+            let handler = consumers::feed::FeedHandler {
                 fanout_limit: feed_cfg.fanout_limit,
                 timeline_write_delay: feed_cfg.timeline_write_delay,
             };
-            supervisor::Consumer::new(feed_db.clone(), feed_registry.clone(), handler, &feed_cfg)
-                .with_restarts(feed_restarts.clone())
+            consumers::supervisor::Consumer::new(
+                feed_db.clone(),
+                feed_registry.clone(),
+                handler,
+                &feed_cfg,
+            )
+            .with_restarts(feed_restarts.clone())
         });
         let (notify_db, notify_cfg, notify_registry) = (db.clone(), config.clone(), bus.clone());
         let notifications = Supervisor::start(move |_| {
-            let handler = notifications::NotificationHandler;
-            supervisor::Consumer::new(
+            let handler = consumers::notifications::NotificationHandler;
+            consumers::supervisor::Consumer::new(
                 notify_db.clone(),
                 notify_registry.clone(),
                 handler,
@@ -177,12 +193,17 @@ impl Engine {
         let downstream = vec![feed.clone().recipient(), notifications.clone().recipient()];
         let moderation_registry = bus;
         let moderation = Supervisor::start(move |_| {
-            let handler = moderation::ModerationHandler {
+            let handler = consumers::moderation::ModerationHandler {
                 analyzer: config.analyzer.clone(),
             };
-            supervisor::Consumer::new(db.clone(), moderation_registry.clone(), handler, &config)
-                .with_downstream(downstream.clone())
-                .with_restarts(moderation_restarts.clone())
+            consumers::supervisor::Consumer::new(
+                db.clone(),
+                moderation_registry.clone(),
+                handler,
+                &config,
+            )
+            .with_downstream(downstream.clone())
+            .with_restarts(moderation_restarts.clone())
         });
         Self {
             db: db_handle,
@@ -200,24 +221,24 @@ impl Engine {
         self.restarts.each_ref().map(|(name, n)| (*name, n.get()))
     }
 
-    /// Attaches a client of `user_id` to its session: see [`session::attach`].
+    /// Attaches a client of `user_id` to its session: see [`delivery::session::attach`].
     /// `credential` is what it authenticated with: revoking it closes the
     /// connection.
     pub async fn attach(
         &self,
         user_id: i64,
         last_event_id: Option<i64>,
-        kind: session::ConnKind,
-        credential: session::Credential,
-    ) -> Result<session::Attachment, AttachError> {
+        kind: delivery::session::ConnKind,
+        credential: delivery::session::Credential,
+    ) -> Result<delivery::session::Attachment, AttachError> {
         // "From now" is fixed here, before the client hears back: an event
         // committed after this point is replayed from the log if it reaches
         // the session before the client is registered there.
         let from = match last_event_id {
             Some(id) => id,
-            None => log::last_id(&self.db, user_id).await?,
+            None => delivery::log::last_id(&self.db, user_id).await?,
         };
-        Ok(session::attach(
+        Ok(delivery::session::attach(
             &self.registry,
             &self.session,
             user_id,
@@ -230,7 +251,7 @@ impl Engine {
 
     /// The id of the newest event in `user_id`'s stream (0 when none).
     pub async fn last_event_id(&self, user_id: i64) -> Result<i64, sqlx::Error> {
-        log::last_id(&self.db, user_id).await
+        delivery::log::last_id(&self.db, user_id).await
     }
 
     /// Events of `user_id` after `after`, at most `limit`, straight from the log.
@@ -239,25 +260,25 @@ impl Engine {
         user_id: i64,
         after: i64,
         limit: i64,
-    ) -> Result<log::Replay, sqlx::Error> {
-        log::replay(&self.db, user_id, after, limit).await
+    ) -> Result<delivery::log::Replay, sqlx::Error> {
+        delivery::log::replay(&self.db, user_id, after, limit).await
     }
 
     /// Closes every WebSocket connection with 1001 (going away), for shutdown.
     pub async fn shutdown(&self) {
-        let _ = self.registry.send(registry::Shutdown).await;
+        let _ = self.registry.send(delivery::registry::Shutdown).await;
     }
 
     /// The session registry of this node.
-    pub fn registry(&self) -> Addr<registry::SessionRegistry> {
+    pub fn registry(&self) -> Addr<delivery::registry::SessionRegistry> {
         self.registry.clone()
     }
 
     /// Tells the supervisors new events are committed. Never blocks: a full
     /// mailbox already holds a poke, and the poll interval is the backstop.
     pub fn poke(&self) {
-        let _ = self.moderation.try_send(supervisor::Poke);
-        let _ = self.feed.try_send(supervisor::Poke);
-        let _ = self.notifications.try_send(supervisor::Poke);
+        let _ = self.moderation.try_send(consumers::supervisor::Poke);
+        let _ = self.feed.try_send(consumers::supervisor::Poke);
+        let _ = self.notifications.try_send(consumers::supervisor::Poke);
     }
 }

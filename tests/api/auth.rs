@@ -1,8 +1,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rookery::accounts::tokens::Claims;
-use rookery::accounts::Role;
+use rookery::domain::accounts::tokens::Claims;
+use rookery::domain::accounts::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, JWT_SECRET, PASSWORD};

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
+use rookery::app::startup::Application;
 use rookery::settings::Settings;
-use rookery::startup::Application;
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -157,7 +157,7 @@ async fn a_database_outage_is_a_prompt_503() {
 #[actix_web::test]
 async fn a_lost_or_restarting_database_is_a_503_and_a_failed_statement_a_500() {
     use actix_web::ResponseError as _;
-    use rookery::error::ApiError;
+    use rookery::http::error::ApiError;
 
     let app = spawn_app().await;
     let raise = |code: &str| {

@@ -507,15 +507,19 @@ async fn committed_events_are_handled_even_without_a_poke() {
 async fn a_post_reaches_followers_past_the_first_fan_out_chunk_exactly_once() {
     let app = spawn_app().await;
     let author = app.user("author").await;
-    let n = rookery_actors::feed::FANOUT_CHUNK + 1;
+    let n = rookery_actors::consumers::feed::FANOUT_CHUNK + 1;
     let fans = add_followers(&app, author.id, n).await;
-    let keys = rookery::accounts::JwtKeys::new(
+    let keys = rookery::domain::accounts::JwtKeys::new(
         &crate::helpers::JWT_SECRET.into(),
         Duration::from_secs(900),
     );
     // The first follower is in the first chunk, the last one in the second.
     let (first, last) = (fans[0], fans[fans.len() - 1]);
-    let token = |id| keys.issue(id, rookery::accounts::Role::User, 0).unwrap().0;
+    let token = |id| {
+        keys.issue(id, rookery::domain::accounts::Role::User, 0)
+            .unwrap()
+            .0
+    };
     let mut ws_first = crate::stream::connect(&app, &token(first), None).await;
     let mut ws_last = crate::stream::connect(&app, &token(last), None).await;
 
@@ -636,7 +640,12 @@ async fn a_large_fan_out_writes_timelines_after_a_wait_and_reads_the_state_then(
 
     // One follower more than a step: the write waits its two seconds,
     // measured from the step that recorded it.
-    add_followers(&app, author.id, rookery_actors::feed::FANOUT_CHUNK).await;
+    add_followers(
+        &app,
+        author.id,
+        rookery_actors::consumers::feed::FANOUT_CHUNK,
+    )
+    .await;
     let kept = app.create_post(&author.access, "kept").await["id"]
         .as_i64()
         .unwrap();
@@ -678,7 +687,7 @@ async fn a_large_fan_out_writes_timelines_after_a_wait_and_reads_the_state_then(
     assert_eq!(
         app.count("SELECT count(*) FROM timelines WHERE post_id = $1", kept)
             .await,
-        rookery_actors::feed::FANOUT_CHUNK + 1
+        rookery_actors::consumers::feed::FANOUT_CHUNK + 1
     );
     assert_eq!(
         app.count("SELECT count(*) FROM timelines WHERE post_id = $1", gone)

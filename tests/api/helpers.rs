@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response};
+use rookery::app::startup::Application;
 use rookery::settings::Settings;
-use rookery::startup::Application;
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Executor as _, PgConnection, PgPool};
 
@@ -25,7 +25,7 @@ pub fn database_url_for(base: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
-    pub engine: rookery::events::Engine,
+    pub engine: rookery::domain::events::Engine,
     pub client: Client,
     pub db: PgPool,
     pub database_url: String,
@@ -58,7 +58,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    rookery::telemetry::init(
+    rookery::app::telemetry::init(
         &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
         rookery::settings::LogFormat::Pretty,
     );
@@ -75,8 +75,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .map(Into::into);
     settings.shutdown_timeout = Duration::from_secs(1);
     configure(&mut settings);
-    let db = rookery::db::pool(&settings).unwrap();
-    rookery::db::migrate(&db)
+    let db = rookery::app::db::pool(&settings).unwrap();
+    rookery::app::db::migrate(&db)
         .await
         .expect("migrate test database");
     let app = Application::build(settings).await.expect("build app");
@@ -187,7 +187,8 @@ impl TestApp {
     /// `n` users inserted straight into the database, with access tokens signed
     /// by the server's key: for tests that need many callers but not logins.
     pub async fn bulk_users(&self, prefix: &str, n: usize) -> Vec<TestUser> {
-        let keys = rookery::accounts::JwtKeys::new(&JWT_SECRET.into(), Duration::from_secs(900));
+        let keys =
+            rookery::domain::accounts::JwtKeys::new(&JWT_SECRET.into(), Duration::from_secs(900));
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
             let name = format!("{prefix}{i}");
@@ -199,7 +200,9 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .unwrap();
-            let (access, _) = keys.issue(id, rookery::accounts::Role::User, 0).unwrap();
+            let (access, _) = keys
+                .issue(id, rookery::domain::accounts::Role::User, 0)
+                .unwrap();
             users.push(TestUser {
                 id,
                 access,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use reqwest::multipart::{Form, Part};
 use reqwest::Response;
-use rookery::media::{self, MediaError, MediaService};
+use rookery::domain::media::{self, MediaError, MediaService};
 use rookery::settings::{S3Settings, Settings, StorageSettings};
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};

@@ -5,8 +5,8 @@
 //! itself.
 
 use regex::{Regex, RegexBuilder};
-use rookery::accounts::validate;
-use rookery::posts::text;
+use rookery::domain::accounts::validate;
+use rookery::domain::posts::text;
 use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
@@ -228,7 +228,7 @@ fn samples() -> Vec<String> {
 /// never disagree (this is what schemathesis checks at random).
 #[test]
 fn openapi_patterns_accept_exactly_what_the_server_accepts() {
-    let doc = serde_json::to_value(rookery::openapi::ApiDoc::openapi()).unwrap();
+    let doc = serde_json::to_value(rookery::http::openapi::ApiDoc::openapi()).unwrap();
     // Whether the server accepts a value, or None where the pattern is not
     // the whole rule.
     type Rule = Box<dyn Fn(&str) -> Option<bool>>;
@@ -286,12 +286,12 @@ fn openapi_patterns_accept_exactly_what_the_server_accepts() {
         (
             "CreateCommentRequest",
             "text",
-            Box::new(|s| Some(text::validate(s, rookery::comments::TEXT_MAX).is_ok())),
+            Box::new(|s| Some(text::validate(s, rookery::domain::comments::TEXT_MAX).is_ok())),
         ),
         (
             "EditCommentRequest",
             "text",
-            Box::new(|s| Some(text::validate(s, rookery::comments::TEXT_MAX).is_ok())),
+            Box::new(|s| Some(text::validate(s, rookery::domain::comments::TEXT_MAX).is_ok())),
         ),
     ];
     let samples = samples();
@@ -329,7 +329,7 @@ fn openapi_patterns_accept_exactly_what_the_server_accepts() {
     }
     assert_eq!(
         number("CreatePostRequest", "media_ids", "maxItems"),
-        Some(rookery::media::MAX_PER_POST as u64)
+        Some(rookery::domain::media::MAX_PER_POST as u64)
     );
 }
 

@@ -4,7 +4,7 @@
 //! replays); the others find the post in their feed.
 
 use futures_util::SinkExt as _;
-use rookery_actors::registry::OnlineCount;
+use rookery_actors::delivery::registry::OnlineCount;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -270,7 +270,7 @@ async fn an_id_older_than_the_log_asks_for_a_resync() {
 
 #[actix_web::test]
 async fn pruning_keeps_a_day_or_the_last_thousand_and_old_ids_then_resync() {
-    use rookery_actors::log::{KEEP_HOURS, KEEP_LAST};
+    use rookery_actors::delivery::log::{KEEP_HOURS, KEEP_LAST};
     let app = spawn_app().await;
     let old = app.user("oldtimer").await; // KEEP_LAST + 10 events, all old
     let few = app.user("fewold").await; // 5 events, all old
@@ -299,7 +299,7 @@ async fn pruning_keeps_a_day_or_the_last_thousand_and_old_ids_then_resync() {
         .unwrap();
     }
 
-    let streams = rookery_actors::log::prune(&app.db).await.unwrap();
+    let streams = rookery_actors::delivery::log::prune(&app.db).await.unwrap();
     assert_eq!(streams, 1, "only the old, long stream is pruned");
     let kept = |user_id: i64| {
         let db = app.db.clone();
@@ -394,7 +394,7 @@ async fn oversized_and_binary_frames_close_the_connection() {
 async fn online(app: &TestApp) -> usize {
     app.engine
         .registry()
-        .send(rookery_actors::registry::OnlineCount)
+        .send(rookery_actors::delivery::registry::OnlineCount)
         .await
         .unwrap()
 }
@@ -457,8 +457,8 @@ async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving
         .attach(
             alice.id,
             None,
-            rookery_actors::session::ConnKind::WebSocket,
-            rookery_actors::session::Credential::AccessToken { version: 0 },
+            rookery_actors::delivery::session::ConnKind::WebSocket,
+            rookery_actors::delivery::session::Credential::AccessToken { version: 0 },
         )
         .await
         .unwrap();

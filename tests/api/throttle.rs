@@ -7,8 +7,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use reqwest::{Method, Response};
+use rookery::app::startup::Application;
 use rookery::settings::{JwtSecret, Settings};
-use rookery::startup::Application;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app_with, TestApp, JWT_SECRET, PASSWORD};

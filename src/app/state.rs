@@ -1,0 +1,36 @@
+//! The one application state handed to every handler.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::app::ratelimit::Throttle;
+use crate::domain::accounts::signin::TokenSettings;
+use crate::domain::accounts::{JwtKeys, PasswordHasher};
+use crate::domain::events::EventSink;
+use crate::domain::media::MediaService;
+use crate::settings::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Option<redis::Client>,
+    pub jwt: JwtKeys,
+    pub hasher: PasswordHasher,
+    /// Limits on what costs a password hash: logins, registrations,
+    /// password changes, account deletions.
+    pub throttle: Throttle,
+    pub events: EventSink,
+    pub engine: rookery_actors::Engine,
+    pub media: MediaService,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn token_settings(&self) -> TokenSettings<'_> {
+        TokenSettings {
+            jwt: &self.jwt,
+            refresh_ttl: self.settings.refresh_token_ttl,
+        }
+    }
+}
