@@ -3,7 +3,6 @@
 
 pub mod db;
 pub mod metrics;
-pub mod ratelimit;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -16,9 +16,9 @@ use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::metrics::{PoolCollector, SupervisorCollector};
-use crate::app::ratelimit::Throttle;
 use crate::app::state::AppState;
 use crate::app::{db, telemetry};
+use crate::domain::accounts::throttle::Throttle;
 use crate::domain::accounts::{JwtKeys, PasswordHasher};
 use crate::domain::events::EventSink;
 use crate::domain::media::{self, MediaService};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::app::ratelimit::Throttle;
 use crate::domain::accounts::signin::TokenSettings;
+use crate::domain::accounts::throttle::Throttle;
 use crate::domain::accounts::{JwtKeys, PasswordHasher};
 use crate::domain::events::EventSink;
 use crate::domain::media::MediaService;

@@ -240,7 +240,7 @@ impl From<AccountError> for ApiError {
             E::InactiveAccount => Self::Unauthorized("this account is suspended or deleted".into()),
             E::NotFound(what) => Self::NotFound(format!("{what} not found")),
             E::Throttled(t) => Self::TooManyRequests {
-                retry_after: crate::app::ratelimit::retry_after_secs(t.retry_after),
+                retry_after: crate::domain::accounts::throttle::retry_after_secs(t.retry_after),
             },
             E::Db(e) => Self::from_db(e),
             E::Internal(detail) => Self::Internal(detail),

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod password;
 pub mod signin;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -89,7 +90,7 @@ pub enum AccountError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error(transparent)]
-    Throttled(#[from] crate::app::ratelimit::Throttled),
+    Throttled(#[from] crate::domain::accounts::throttle::Throttled),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("{0}")]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::tokens::{random_token, sha256};
 use super::{validate, AccountError, JwtKeys, PasswordHasher, Role, Status};
-use crate::app::ratelimit::{Bucket, Check, Throttle};
+use crate::domain::accounts::throttle::{Bucket, Check, Throttle};
 
 /// What login and refresh answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::signin::{self, TokenPair, TokenSettings};
 
 use super::{validate, Account, AccountError, PasswordHasher, Role};
-use crate::app::ratelimit::{Bucket, Throttle};
+use crate::domain::accounts::throttle::{Bucket, Throttle};
 use crate::domain::events::{DomainEvent, EventSink};
 use crate::domain::FieldErrors;
 

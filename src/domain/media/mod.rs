@@ -158,7 +158,7 @@ impl MediaService {
         // this short between storing and recording, leaving objects that no
         // row (and so no cleanup) knows of.
         let (this, events) = (self.clone(), events.clone());
-        actix_web::rt::spawn(async move {
+        actix::spawn(async move {
             let (media, keys) = this.store(write.conn(), owner_id, processed).await?;
             let body = answer(&media);
             match write.finish(&events, Vec::new(), 201, None, &body).await {

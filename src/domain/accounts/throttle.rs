@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-use crate::domain::accounts::tokens::sha256;
+use super::tokens::sha256;
 
 /// How long a node waits for Redis before it decides with its own buckets.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
