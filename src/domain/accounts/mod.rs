@@ -1,7 +1,52 @@
 //! Accounts: users, their credentials, sign-in (access tokens and families of
 //! rotating refresh tokens) and API keys. ("Session" means the real-time
-//! engine's per-user actor, nothing here.) This module owns the `users`, `refresh_tokens` and `api_keys`
-//! tables; no other module writes them.
+//! engine's per-user actor, nothing here.) This module owns the `users`,
+//! `refresh_tokens` and `api_keys` tables; no other module writes them.
+//!
+//! # The auth model
+//!
+//! **Passwords** ([`password`]): argon2id v0x13 with OWASP's parameters
+//! (m=19456 KiB, t=2, p=1), a random salt, stored as a PHC string; a check
+//! reads the parameters from the stored hash, so old hashes keep working.
+//! Hashing runs on the blocking pool behind a semaphore
+//! (`ROOKERY_HASH_CONCURRENCY` permits), each permit with a 19 MiB buffer from
+//! a fixed pool, so a login flood queues instead of exhausting memory.
+//!
+//! **Login** ([`signin`]): by username or email, case-insensitively. When no
+//! account matches, the password is still verified against a dummy hash, so
+//! unknown users and wrong passwords cost the same and get the same 401; a
+//! suspended account gets 403 only after the right password. [`throttle`]
+//! keeps GCRA allowances per client address (failed checks) and per account
+//! (all checks), shared by the nodes through Redis; an empty one is a 429
+//! with `Retry-After`.
+//!
+//! **Access tokens** ([`tokens`]): JWT, HS256 pinned, `iss = "rookery"`, with
+//! `exp`, `iat`, `sub` (the user id), `role`, `jti` and `ver`, the account's
+//! `token_version` at issue; 15 minutes by default. [`auth`] resolves every
+//! credential to a [`Principal`] by reading the `users` row: the account must
+//! be active, a token's `ver` must equal the row's, and the role is the row's,
+//! not the token's.
+//!
+//! **Refresh tokens** ([`signin`]): 32 random bytes, stored only as SHA-256,
+//! in families started by a login. A refresh locks the presented row
+//! (`FOR UPDATE`), marks it rotated and issues the next in its family;
+//! presenting a rotated token again revokes the whole family (it leaked).
+//! Logout revokes the presented token's family.
+//!
+//! **API keys** ([`api_keys`]): `rk_` and 32 random bytes, stored only as
+//! SHA-256 with a short prefix to tell keys apart; shown once. A key
+//! authenticates as its owner until revoked.
+//!
+//! **Password change and deletion** ([`users`]): both verify the password
+//! and, in one transaction, bump `token_version` (every access token issued
+//! before is refused), revoke the refresh tokens and announce
+//! `CredentialsRevoked`, which closes the user's live connections on every
+//! node. A change returns a fresh token pair; API keys stay. A deletion
+//! leaves a tombstone row (`~deleted-<id>`, no email, no hash) and deletes
+//! the keys.
+//!
+//! **Roles**: `user`, `moderator`, `admin`, on the row. Registration always
+//! creates `user`; other roles come from `rookery user create --role`.
 
 pub mod api_keys;
 pub mod auth;
