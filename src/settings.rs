@@ -39,6 +39,54 @@ pub const MAX_COMPAT_FEED_CAP: i64 = 10_000;
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// A whole number from `min` to `max`, refused while the arguments are parsed,
+/// so that the message names the flag and its variable: `invalid value '0'
+/// for '--supervisor-batch-timeout <ROOKERY_SUPERVISOR_BATCH_TIMEOUT>': must
+/// be 1 to 3600 seconds`. `unit` follows the number (" seconds", or "").
+fn between<T>(
+    min: i128,
+    max: i128,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<i128> + 'static,
+{
+    bounded(min, Some(max), unit)
+}
+
+/// A whole number of at least `min`; see [`between`].
+fn at_least<T>(
+    min: i128,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<i128> + 'static,
+{
+    bounded(min, None, unit)
+}
+
+fn bounded<T>(
+    min: i128,
+    max: Option<i128>,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<i128> + 'static,
+{
+    move |raw: &str| -> Result<T, String> {
+        let expected = match max {
+            Some(max) => format!("must be {min} to {max}{unit}"),
+            None => format!("must be at least {min}{unit}"),
+        };
+        // Parsed wider than any target, so that -1 is out of range, not malformed.
+        let n: i128 = raw.parse().map_err(|e| format!("{e} ({expected})"))?;
+        if n < min || max.is_some_and(|max| n > max) {
+            return Err(expected);
+        }
+        T::try_from(n).map_err(|_| format!("{n} is too large"))
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rookery",
@@ -167,7 +215,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "ROOKERY_LOG_FORMAT", value_name = "ROOKERY_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
     /// Largest accepted JSON body, in bytes.
-    #[arg(long, env = "ROOKERY_JSON_LIMIT", value_name = "ROOKERY_JSON_LIMIT", global = true, default_value_t = DEFAULT_JSON_LIMIT)]
+    #[arg(long, env = "ROOKERY_JSON_LIMIT", value_name = "ROOKERY_JSON_LIMIT", global = true, default_value_t = DEFAULT_JSON_LIMIT, value_parser = at_least::<usize>(1024, " bytes"))]
     pub json_limit: usize,
     /// Password checks allowed per minute: failed ones per client address, and all of them per account (login, password change, account deletion).
     #[arg(long, env = "ROOKERY_LOGIN_PER_MINUTE", value_name = "ROOKERY_LOGIN_PER_MINUTE", global = true, default_value_t = NonZeroU32::new(DEFAULT_LOGIN_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
@@ -180,7 +228,8 @@ pub struct SettingsArgs {
         long,
         env = "ROOKERY_HASH_CONCURRENCY",
         value_name = "ROOKERY_HASH_CONCURRENCY",
-        global = true
+        global = true,
+        value_parser = between::<usize>(1, MAX_HASH_CONCURRENCY as i128, "")
     )]
     pub hash_concurrency: Option<usize>,
     /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
@@ -194,7 +243,7 @@ pub struct SettingsArgs {
     )]
     pub trust_proxy: bool,
     /// Largest number of PostgreSQL connections in the pool.
-    #[arg(long, env = "ROOKERY_DB_MAX_CONNECTIONS", value_name = "ROOKERY_DB_MAX_CONNECTIONS", global = true, default_value_t = DEFAULT_DB_MAX_CONNECTIONS)]
+    #[arg(long, env = "ROOKERY_DB_MAX_CONNECTIONS", value_name = "ROOKERY_DB_MAX_CONNECTIONS", global = true, default_value_t = DEFAULT_DB_MAX_CONNECTIONS, value_parser = at_least::<u32>(1, ""))]
     pub db_max_connections: u32,
     /// Seconds to wait for a database connection before answering 503.
     #[arg(long, env = "ROOKERY_DB_ACQUIRE_TIMEOUT", value_name = "ROOKERY_DB_ACQUIRE_TIMEOUT", global = true, default_value_t = DEFAULT_DB_ACQUIRE_TIMEOUT_SECS)]
@@ -203,13 +252,13 @@ pub struct SettingsArgs {
     #[arg(long, env = "ROOKERY_SHUTDOWN_TIMEOUT", value_name = "ROOKERY_SHUTDOWN_TIMEOUT", global = true, default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout: u64,
     /// Lifetime of access tokens, in seconds.
-    #[arg(long, env = "ROOKERY_ACCESS_TOKEN_TTL", value_name = "ROOKERY_ACCESS_TOKEN_TTL", global = true, default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS)]
+    #[arg(long, env = "ROOKERY_ACCESS_TOKEN_TTL", value_name = "ROOKERY_ACCESS_TOKEN_TTL", global = true, default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS, value_parser = between::<u64>(1, 86_400, " seconds"))]
     pub access_token_ttl: u64,
     /// Lifetime of refresh tokens, in days.
-    #[arg(long, env = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", value_name = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", global = true, default_value_t = DEFAULT_REFRESH_TOKEN_TTL_DAYS)]
+    #[arg(long, env = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", value_name = "ROOKERY_REFRESH_TOKEN_TTL_DAYS", global = true, default_value_t = DEFAULT_REFRESH_TOKEN_TTL_DAYS, value_parser = between::<u64>(1, 3650, " days"))]
     pub refresh_token_ttl_days: u64,
     /// Authors with more followers than this are not fanned out on write; their posts are merged into feeds on read.
-    #[arg(long, env = "ROOKERY_FANOUT_LIMIT", value_name = "ROOKERY_FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT)]
+    #[arg(long, env = "ROOKERY_FANOUT_LIMIT", value_name = "ROOKERY_FANOUT_LIMIT", global = true, default_value_t = DEFAULT_FANOUT_LIMIT, value_parser = at_least::<i64>(0, ""))]
     pub fanout_limit: i64,
     /// Milliseconds a new post's timeline write waits after its followers were told live, when the fan-out took more than one step (1,000 followers or more), so the bulk insert does not compete with the delivery.
     #[arg(
@@ -217,7 +266,8 @@ pub struct SettingsArgs {
         env = "ROOKERY_TIMELINE_WRITE_DELAY_MS",
         value_name = "ROOKERY_TIMELINE_WRITE_DELAY_MS",
         global = true,
-        default_value_t = DEFAULT_TIMELINE_WRITE_DELAY_MS
+        default_value_t = DEFAULT_TIMELINE_WRITE_DELAY_MS,
+        value_parser = between::<u64>(0, MAX_TIMELINE_WRITE_DELAY_MS as i128, " milliseconds")
     )]
     pub timeline_write_delay_ms: u64,
     /// Seconds a supervisor's batch may run before the supervisor is taken as stuck and restarted (its batch rolled back and retried).
@@ -226,7 +276,8 @@ pub struct SettingsArgs {
         env = "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
         value_name = "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
         global = true,
-        default_value_t = DEFAULT_SUPERVISOR_BATCH_TIMEOUT_SECS
+        default_value_t = DEFAULT_SUPERVISOR_BATCH_TIMEOUT_SECS,
+        value_parser = between::<u64>(1, MAX_SUPERVISOR_BATCH_TIMEOUT_SECS as i128, " seconds")
     )]
     pub supervisor_batch_timeout: u64,
     /// Seconds between WebSocket pings; a connection that misses two pongs is closed.
@@ -235,7 +286,8 @@ pub struct SettingsArgs {
         env = "ROOKERY_WS_HEARTBEAT",
         value_name = "ROOKERY_WS_HEARTBEAT",
         global = true,
-        default_value_t = 20
+        default_value_t = 20,
+        value_parser = at_least::<u64>(1, " second")
     )]
     pub ws_heartbeat: u64,
     /// Events queued per WebSocket connection before a client that stopped reading is cut off (1013).
@@ -244,7 +296,8 @@ pub struct SettingsArgs {
         env = "ROOKERY_WS_SEND_QUEUE",
         value_name = "ROOKERY_WS_SEND_QUEUE",
         global = true,
-        default_value_t = 256
+        default_value_t = 256,
+        value_parser = at_least::<usize>(1, "")
     )]
     pub ws_send_queue: usize,
     /// Blocked terms for the moderation analyzer, comma-separated; a term ending in `*` also matches longer words it begins.
@@ -268,7 +321,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "ROOKERY_MAX_LINKS", value_name = "ROOKERY_MAX_LINKS", global = true, default_value_t = DEFAULT_MAX_LINKS)]
     pub max_links: usize,
     /// Largest accepted media upload, in bytes.
-    #[arg(long, env = "ROOKERY_MEDIA_MAX_BYTES", value_name = "ROOKERY_MEDIA_MAX_BYTES", global = true, default_value_t = DEFAULT_MEDIA_MAX_BYTES)]
+    #[arg(long, env = "ROOKERY_MEDIA_MAX_BYTES", value_name = "ROOKERY_MEDIA_MAX_BYTES", global = true, default_value_t = DEFAULT_MEDIA_MAX_BYTES, value_parser = at_least::<usize>(1024, " bytes"))]
     pub media_max_bytes: usize,
     /// Directory for uploaded media when no S3 bucket is configured.
     #[arg(long, env = "ROOKERY_MEDIA_DIR", value_name = "ROOKERY_MEDIA_DIR", global = true, default_value = DEFAULT_MEDIA_DIR)]
@@ -331,7 +384,7 @@ pub struct SettingsArgs {
     )]
     pub cors_origins: Option<String>,
     /// Most tweets in an unpaged GET /api/tweets; the likes ranking covers this many newest posts.
-    #[arg(long, env = "ROOKERY_COMPAT_FEED_CAP", value_name = "ROOKERY_COMPAT_FEED_CAP", global = true, default_value_t = DEFAULT_COMPAT_FEED_CAP)]
+    #[arg(long, env = "ROOKERY_COMPAT_FEED_CAP", value_name = "ROOKERY_COMPAT_FEED_CAP", global = true, default_value_t = DEFAULT_COMPAT_FEED_CAP, value_parser = between::<i64>(1, MAX_COMPAT_FEED_CAP as i128, ""))]
     pub compat_feed_cap: i64,
 }
 
@@ -495,12 +548,6 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 impl MediaSettings {
     fn from_args(args: &SettingsArgs) -> Result<Self, SettingsError> {
-        if args.media_max_bytes < 1024 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_MEDIA_MAX_BYTES",
-                reason: "must be at least 1024 bytes".into(),
-            });
-        }
         let public_url = http_url("ROOKERY_PUBLIC_URL", &args.public_url)?;
         let storage = match non_empty(args.s3_bucket.clone()) {
             None => {
@@ -583,49 +630,13 @@ impl Settings {
                 generated: true,
             },
         };
-        if args.json_limit < 1024 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_JSON_LIMIT",
-                reason: "must be at least 1024 bytes".into(),
-            });
-        }
-        if args.db_max_connections == 0 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_DB_MAX_CONNECTIONS",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !(1..=86_400).contains(&args.access_token_ttl) {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_ACCESS_TOKEN_TTL",
-                reason: "must be 1 to 86400 seconds".into(),
-            });
-        }
-        let hash_concurrency = match args.hash_concurrency {
-            Some(n) if (1..=MAX_HASH_CONCURRENCY).contains(&n) => n,
-            Some(_) => {
-                return Err(SettingsError::Invalid {
-                    var: "ROOKERY_HASH_CONCURRENCY",
-                    reason: format!("must be 1 to {MAX_HASH_CONCURRENCY}"),
-                })
-            }
-            None => std::thread::available_parallelism()
+        // The range is the argument's: only the default is chosen here.
+        let hash_concurrency = args.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
-                .min(MAX_HASH_CONCURRENCY),
-        };
-        if args.ws_heartbeat == 0 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_WS_HEARTBEAT",
-                reason: "must be at least 1 second".into(),
-            });
-        }
-        if args.ws_send_queue == 0 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_WS_SEND_QUEUE",
-                reason: "must be at least 1".into(),
-            });
-        }
+                .min(MAX_HASH_CONCURRENCY)
+        });
         let mut blocked_terms: Vec<String> = args
             .blocked_terms
             .iter()
@@ -643,36 +654,6 @@ impl Settings {
                     .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .map(str::to_owned),
             );
-        }
-        if args.fanout_limit < 0 {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_FANOUT_LIMIT",
-                reason: "must be 0 or more".into(),
-            });
-        }
-        if args.timeline_write_delay_ms > MAX_TIMELINE_WRITE_DELAY_MS {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_TIMELINE_WRITE_DELAY_MS",
-                reason: format!("must be 0 to {MAX_TIMELINE_WRITE_DELAY_MS} milliseconds"),
-            });
-        }
-        if !(1..=MAX_SUPERVISOR_BATCH_TIMEOUT_SECS).contains(&args.supervisor_batch_timeout) {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
-                reason: format!("must be 1 to {MAX_SUPERVISOR_BATCH_TIMEOUT_SECS} seconds"),
-            });
-        }
-        if !(1..=3650).contains(&args.refresh_token_ttl_days) {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_REFRESH_TOKEN_TTL_DAYS",
-                reason: "must be 1 to 3650 days".into(),
-            });
-        }
-        if !(1..=MAX_COMPAT_FEED_CAP).contains(&args.compat_feed_cap) {
-            return Err(SettingsError::Invalid {
-                var: "ROOKERY_COMPAT_FEED_CAP",
-                reason: format!("must be 1 to {MAX_COMPAT_FEED_CAP}"),
-            });
         }
         let cors = cors_origins(args.cors_origins.as_deref())?;
         let static_dir = static_dir(args.static_dir)?;
@@ -730,24 +711,40 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Settings, SettingsError> {
+    /// Parses and validates, as `main` does: a refusal is either clap's
+    /// (`invalid value ... for '--flag <VARIABLE>'`) or starts with the variable.
+    fn parse(args: &[&str]) -> Result<Settings, String> {
         let mut all = vec!["rookery"];
         all.extend_from_slice(args);
-        Settings::from_args(Cli::try_parse_from(all).expect("parses").settings)
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        Settings::from_args(cli.settings).map_err(|e| e.to_string())
+    }
+
+    /// `value` for `flag` is refused while parsing, naming the flag, its
+    /// variable and the accepted range.
+    fn assert_refused(flag: &str, var: &str, value: &str, reason: &str) {
+        // `--flag=value`, so that a negative value is not taken for a flag.
+        let arg = format!("{flag}={value}");
+        let err = parse(&["--database-url", "postgres://x/y", &arg]).unwrap_err();
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag} <{var}>'")),
+            "{flag} {value}: {err}"
+        );
+        assert!(err.contains(reason), "{flag} {value}: {err}");
     }
 
     #[test]
     fn database_url_is_required_and_named() {
         // The environment may carry DATABASE_URL; an explicit empty flag wins over it.
         let err = parse(&["--database-url", ""]).unwrap_err();
-        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        assert!(err.contains("DATABASE_URL"), "{err}");
     }
 
     #[test]
     fn short_jwt_secret_is_refused() {
         let err =
             parse(&["--database-url", "postgres://x/y", "--jwt-secret", "short"]).unwrap_err();
-        assert!(err.to_string().starts_with("JWT_SECRET"), "{err}");
+        assert!(err.starts_with("JWT_SECRET"), "{err}");
     }
 
     #[test]
@@ -765,13 +762,13 @@ mod tests {
             "http://nope",
         ])
         .unwrap_err();
-        assert!(err.to_string().starts_with("REDIS_URL"), "{err}");
+        assert!(err.starts_with("REDIS_URL"), "{err}");
     }
 
     #[test]
     fn bad_log_filter_is_named() {
         let err = parse(&["--database-url", "postgres://x/y", "--log", "=,=[["]).unwrap_err();
-        assert!(err.to_string().starts_with("ROOKERY_LOG"), "{err}");
+        assert!(err.starts_with("ROOKERY_LOG"), "{err}");
     }
 
     #[test]
@@ -781,17 +778,11 @@ mod tests {
             s.timeline_write_delay,
             Duration::from_millis(DEFAULT_TIMELINE_WRITE_DELAY_MS)
         );
-        let err = parse(&[
-            "--database-url",
-            "postgres://x/y",
+        assert_refused(
             "--timeline-write-delay-ms",
+            "ROOKERY_TIMELINE_WRITE_DELAY_MS",
             "60001",
-        ])
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("ROOKERY_TIMELINE_WRITE_DELAY_MS"),
-            "{err}"
+            "must be 0 to 60000 milliseconds",
         );
     }
 
@@ -809,16 +800,11 @@ mod tests {
         .unwrap();
         assert_eq!(s.hash_concurrency, 3);
         for bad in ["0", "65"] {
-            let err = parse(&[
-                "--database-url",
-                "postgres://x/y",
+            assert_refused(
                 "--hash-concurrency",
+                "ROOKERY_HASH_CONCURRENCY",
                 bad,
-            ])
-            .unwrap_err();
-            assert!(
-                err.to_string().starts_with("ROOKERY_HASH_CONCURRENCY"),
-                "{bad}: {err}"
+                "must be 1 to 64",
             );
         }
     }
@@ -826,18 +812,45 @@ mod tests {
     #[test]
     fn supervisor_batch_timeout_is_bounded() {
         for bad in ["0", "3601"] {
-            let err = parse(&[
-                "--database-url",
-                "postgres://x/y",
+            assert_refused(
                 "--supervisor-batch-timeout",
+                "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
                 bad,
-            ])
-            .unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("ROOKERY_SUPERVISOR_BATCH_TIMEOUT"),
-                "{bad}: {err}"
+                "must be 1 to 3600 seconds",
             );
+        }
+    }
+
+    #[test]
+    fn every_bounded_number_is_refused_outside_its_range() {
+        // flag variable | refused values | accepted values | reason
+        let cases = [
+            "--json-limit ROOKERY_JSON_LIMIT | 1023 -1 | 1024 | must be at least 1024 bytes",
+            "--db-max-connections ROOKERY_DB_MAX_CONNECTIONS | 0 | 1 | must be at least 1",
+            "--access-token-ttl ROOKERY_ACCESS_TOKEN_TTL | 0 86401 | 1 86400 | must be 1 to 86400 seconds",
+            "--refresh-token-ttl-days ROOKERY_REFRESH_TOKEN_TTL_DAYS | 0 3651 | 1 3650 | must be 1 to 3650 days",
+            "--fanout-limit ROOKERY_FANOUT_LIMIT | -1 | 0 | must be at least 0",
+            "--timeline-write-delay-ms ROOKERY_TIMELINE_WRITE_DELAY_MS | -1 60001 | 0 60000 | must be 0 to 60000 milliseconds",
+            "--supervisor-batch-timeout ROOKERY_SUPERVISOR_BATCH_TIMEOUT | 0 3601 | 1 3600 | must be 1 to 3600 seconds",
+            "--hash-concurrency ROOKERY_HASH_CONCURRENCY | 0 65 | 1 64 | must be 1 to 64",
+            "--ws-heartbeat ROOKERY_WS_HEARTBEAT | 0 | 1 | must be at least 1 second",
+            "--ws-send-queue ROOKERY_WS_SEND_QUEUE | 0 | 1 | must be at least 1",
+            "--media-max-bytes ROOKERY_MEDIA_MAX_BYTES | 1023 | 1024 | must be at least 1024 bytes",
+            "--compat-feed-cap ROOKERY_COMPAT_FEED_CAP | 0 10001 | 1 10000 | must be 1 to 10000",
+        ];
+        for case in cases {
+            let [names, refused, accepted, reason] = *case.split(" | ").collect::<Vec<_>>() else {
+                panic!("{case}");
+            };
+            let (flag, var) = names.split_once(' ').unwrap();
+            for value in refused.split(' ').chain(["many"]) {
+                assert_refused(flag, var, value, reason);
+            }
+            for value in accepted.split(' ') {
+                let arg = format!("{flag}={value}");
+                parse(&["--database-url", "postgres://x/y", &arg])
+                    .unwrap_or_else(|e| panic!("{arg}: {e}"));
+            }
         }
     }
 
@@ -859,7 +872,7 @@ mod tests {
             "",
         ])
         .unwrap_err();
-        assert!(err.to_string().starts_with("S3_ACCESS_KEY"), "{err}");
+        assert!(err.starts_with("S3_ACCESS_KEY"), "{err}");
     }
 
     #[test]
@@ -898,7 +911,7 @@ mod tests {
             "example.com",
         ])
         .unwrap_err();
-        assert!(err.to_string().starts_with("ROOKERY_PUBLIC_URL"), "{err}");
+        assert!(err.starts_with("ROOKERY_PUBLIC_URL"), "{err}");
     }
 
     #[test]
@@ -922,10 +935,7 @@ mod tests {
             "https://",
         ] {
             let err = cors(bad).unwrap_err();
-            assert!(
-                err.to_string().starts_with("ROOKERY_CORS_ORIGINS"),
-                "{bad}: {err}"
-            );
+            assert!(err.starts_with("ROOKERY_CORS_ORIGINS"), "{bad}: {err}");
         }
     }
 
@@ -939,15 +949,16 @@ mod tests {
             parse(&all)
         };
         let err = with(&["--static-dir", path]).unwrap_err();
-        assert!(err.to_string().contains("index.html"), "{err}");
+        assert!(err.contains("index.html"), "{err}");
         std::fs::write(dir.path().join("index.html"), "<!doctype html>").unwrap();
         let s = with(&["--static-dir", path]).unwrap();
         assert_eq!(s.static_dir.as_deref(), Some(dir.path()));
         assert_eq!(s.compat_feed_cap, DEFAULT_COMPAT_FEED_CAP);
-        let err = with(&["--compat-feed-cap", "0"]).unwrap_err();
-        assert!(
-            err.to_string().starts_with("ROOKERY_COMPAT_FEED_CAP"),
-            "{err}"
+        assert_refused(
+            "--compat-feed-cap",
+            "ROOKERY_COMPAT_FEED_CAP",
+            "0",
+            "must be 1 to 10000",
         );
     }
 
