@@ -6,6 +6,9 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use argon2::password_hash::rand_core::{OsRng, RngCore as _};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
@@ -542,6 +545,14 @@ fn static_dir(raw: Option<PathBuf>) -> Result<Option<PathBuf>, SettingsError> {
     Ok(Some(dir))
 }
 
+/// A secret for a start without JWT_SECRET: 48 bytes from the OS, as URL-safe
+/// base64 (64 characters).
+fn random_secret() -> SecretString {
+    let mut bytes = [0u8; 48];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes).into()
+}
+
 fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
@@ -626,7 +637,7 @@ impl Settings {
                 generated: false,
             },
             None => JwtSecret {
-                secret: crate::domain::accounts::tokens::random_token(48).into(),
+                secret: random_secret(),
                 generated: true,
             },
         };
@@ -709,6 +720,8 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
 
     /// Parses and validates, as `main` does: a refusal is either clap's
@@ -751,6 +764,10 @@ mod tests {
     fn missing_jwt_secret_is_generated_and_flagged() {
         let s = parse(&["--database-url", "postgres://x/y", "--jwt-secret", ""]).unwrap();
         assert!(s.jwt.generated);
+        let secret = s.jwt.secret.expose_secret();
+        assert!(secret.len() >= MIN_JWT_SECRET_BYTES, "{secret}");
+        let again = parse(&["--database-url", "postgres://x/y", "--jwt-secret", ""]).unwrap();
+        assert_ne!(secret, again.jwt.secret.expose_secret());
     }
 
     #[test]
