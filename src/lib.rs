@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: the command line and the configuration, read once.
+//! - [`cli`]: the commands, and every setting as a flag with an environment
+//!   variable fallback; numeric ranges are checked as they are parsed.
+//! - [`config`]: the validated [`config::Settings`], grouped by concern and
+//!   read once at start-up.
 //! - [`app`]: startup (a bound server that tests start on port 0), the
 //!   state every handler gets, the pool, telemetry, metrics, throttles.
 //! - [`http`]: the edge, and the only code that knows actix-web: the route
@@ -17,7 +20,8 @@
 //! the `rookery-actors` crate; ARCHITECTURE.md draws the whole map.
 
 pub mod app;
+pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod http;
 pub mod seed;
-pub mod settings;

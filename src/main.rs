@@ -5,13 +5,14 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use rookery::app::startup::Application;
 use rookery::app::{db, telemetry};
+use rookery::cli::{Cli, Command, RoleArg, UserCommand};
+use rookery::config::Settings;
 use rookery::domain::accounts::users::{self, NewAccount};
-use rookery::domain::accounts::PasswordHasher;
+use rookery::domain::accounts::{PasswordHasher, Role};
 use rookery::domain::events::EventSink;
 use rookery::domain::media::MediaService;
 use rookery::seed::bench;
 use rookery::seed::demo;
-use rookery::settings::{Cli, Command, Settings, UserCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log_filter, settings.log_format);
+    telemetry::init(&settings.log.filter, settings.log.format);
     let runtime = actix_web::rt::System::new();
     match runtime.block_on(run(
         cli.command.unwrap_or(Command::Serve { no_migrate: false }),
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { no_migrate } => {
-            if settings.jwt.generated {
+            if settings.auth.jwt.generated {
                 tracing::warn!(
                     "JWT_SECRET is not set: a random secret was generated, so every access token \
                      becomes invalid when this process restarts. Set JWT_SECRET (32+ bytes) in production."
@@ -50,7 +51,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 migrate(&settings).await?;
             }
             let app = Application::build(settings.clone()).await?;
-            tracing::info!(bind = %settings.bind, port = app.port(), "rookery listening");
+            tracing::info!(bind = %settings.http.bind, port = app.port(), "rookery listening");
             app.run_until_signalled().await?;
             tracing::info!("rookery stopped");
             Ok(())
@@ -58,7 +59,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings).await,
         Command::SeedDemo => {
             migrate(&settings).await?;
-            let pool = db::pool(&settings)?;
+            let pool = db::pool(&settings.database)?;
             let hasher = PasswordHasher::new(1)?;
             let media = MediaService::new(&settings.media, 1).context("media storage")?;
             // No engine here: the outbox keeps the events, and a running
@@ -77,7 +78,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::SeedBench(args) => {
             migrate(&settings).await?;
-            let pool = db::pool(&settings)?;
+            let pool = db::pool(&settings.database)?;
             let hasher = PasswordHasher::new(1)?;
             let options = bench::BenchOptions {
                 users: args.users,
@@ -86,7 +87,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 celebrity_followers: args.celebrity_followers,
                 timeline_depth: args.timeline_depth,
                 password: args.password,
-                fanout_limit: settings.fanout_limit,
+                fanout_limit: settings.realtime.fanout_limit,
                 seed: args.seed,
                 keys_file: args.keys_file,
             };
@@ -103,7 +104,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             migrate(&settings).await?;
             let password = read_password(password_stdin)?;
-            let pool = db::pool(&settings)?;
+            let pool = db::pool(&settings.database)?;
             let hasher = PasswordHasher::new(1)?;
             let account = users::register(
                 &pool,
@@ -113,7 +114,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     email: &email,
                     password: &password,
                     display_name: None,
-                    role,
+                    role: match role {
+                        RoleArg::User => Role::User,
+                        RoleArg::Moderator => Role::Moderator,
+                        RoleArg::Admin => Role::Admin,
+                    },
                 },
             )
             .await
@@ -139,7 +144,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = db::pool(settings)?;
+    let pool = db::pool(&settings.database)?;
     db::migrate(&pool)
         .await
         .context("applying database migrations")?;

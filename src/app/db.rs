@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Connection as _;
 use sqlx::PgPool;
 
-use crate::settings::Settings;
+use crate::config::DatabaseSettings;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -18,11 +18,11 @@ const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
 
 /// A lazy pool: start-up does not wait for the database, and a request that
 /// cannot get a connection within the acquire timeout gets a 503.
-pub fn pool(settings: &Settings) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = settings.database_url.expose_secret().parse()?;
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = settings.url.expose_secret().parse()?;
     Ok(PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
-        .acquire_timeout(settings.db_acquire_timeout)
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
         // sqlx pings every connection it hands out: a round trip before each
         // request's first query and each step of a fan-out. One used moments
         // ago is skipped; one that sat idle longer is still checked, and a

@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::app::metrics::{PoolCollector, SupervisorCollector};
 use crate::app::state::AppState;
 use crate::app::{db, telemetry};
+use crate::config::{CorsOrigins, Settings};
 use crate::domain::accounts::throttle::Throttle;
 use crate::domain::accounts::{JwtKeys, PasswordHasher};
 use crate::domain::events::EventSink;
@@ -25,7 +26,6 @@ use crate::domain::media::{self, MediaService};
 use crate::http::error;
 use crate::http::web_client;
 use crate::http::{self, openapi};
-use crate::settings::{CorsOrigins, Settings};
 use rookery_actors::consumers::analyzer::Analyzer;
 use rookery_actors::delivery::session::SessionConfig;
 use rookery_actors::{Engine, EngineConfig};
@@ -55,15 +55,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(settings.http.bind).map_err(|source| StartupError::Bind {
+                addr: settings.http.bind,
+                source,
+            })?;
         let port = listener
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?
             .port();
-        let db = db::pool(&settings).map_err(StartupError::Database)?;
+        let db = db::pool(&settings.database).map_err(StartupError::Database)?;
         let redis = settings
             .redis_url
             .as_ref()
@@ -79,12 +80,12 @@ impl Application {
         let engine = Engine::start(
             db.clone(),
             EngineConfig {
-                fanout_limit: settings.fanout_limit,
-                timeline_write_delay: settings.timeline_write_delay,
-                batch_timeout: settings.supervisor_batch_timeout,
+                fanout_limit: settings.realtime.fanout_limit,
+                timeline_write_delay: settings.realtime.timeline_write_delay,
+                batch_timeout: settings.realtime.supervisor_batch_timeout,
                 session: SessionConfig {
-                    heartbeat: settings.ws_heartbeat,
-                    send_queue: settings.ws_send_queue,
+                    heartbeat: settings.realtime.ws_heartbeat,
+                    send_queue: settings.realtime.ws_send_queue,
                     ..SessionConfig::default()
                 },
                 redis: redis.clone(),
@@ -92,19 +93,19 @@ impl Application {
                     db.connect_options().get_database().unwrap_or("rookery"),
                 ),
                 analyzer: std::sync::Arc::new(Analyzer::new(
-                    &settings.blocked_terms,
-                    Some(settings.max_links),
+                    &settings.moderation.blocked_terms,
+                    Some(settings.moderation.max_links),
                 )),
                 ..EngineConfig::default()
             },
         );
         let state = AppState {
-            jwt: JwtKeys::new(&settings.jwt.secret, settings.access_token_ttl),
-            hasher: PasswordHasher::new(settings.hash_concurrency)
+            jwt: JwtKeys::new(&settings.auth.jwt.secret, settings.auth.access_token_ttl),
+            hasher: PasswordHasher::new(settings.auth.hash_concurrency)
                 .map_err(|e| StartupError::Other(e.to_string()))?,
             throttle: Throttle::new(
-                settings.login_per_minute,
-                settings.register_per_minute,
+                settings.auth.login_per_minute,
+                settings.auth.register_per_minute,
                 redis.clone(),
                 // Nodes of one deployment share a database: its name keeps
                 // deployments (and test databases) on one Redis apart.
@@ -256,9 +257,9 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
         }
     });
 
-    let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
-    let json_limit = state.settings.json_limit;
-    let cors_origins = state.settings.cors.clone();
+    let shutdown_timeout = state.settings.http.shutdown_timeout.as_secs();
+    let json_limit = state.settings.http.json_limit;
+    let cors_origins = state.settings.http.cors.clone();
     let state = web::Data::new(state);
     let doc = openapi::ApiDoc::openapi();
     let server = HttpServer::new(move || {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::config::Settings;
 use crate::domain::accounts::signin::TokenSettings;
 use crate::domain::accounts::throttle::Throttle;
 use crate::domain::accounts::{JwtKeys, PasswordHasher};
 use crate::domain::events::EventSink;
 use crate::domain::media::MediaService;
-use crate::settings::Settings;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,7 +30,7 @@ impl AppState {
     pub fn token_settings(&self) -> TokenSettings<'_> {
         TokenSettings {
             jwt: &self.jwt,
-            refresh_ttl: self.settings.refresh_token_ttl,
+            refresh_ttl: self.settings.auth.refresh_token_ttl,
         }
     }
 }

@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use tracing::Instrument as _;
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogFormat;
+use crate::cli::LogFormat;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -54,7 +54,7 @@ pub struct ServiceDescription {
 #[utoipa::path(get, path = "/", tag = "ops",
     responses((status = 200, description = "With ROOKERY_STATIC_DIR: the web client's index.html. Without: a short description of the service", body = ServiceDescription)))]
 pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.settings.static_dir.as_deref() {
+    match state.settings.http.static_dir.as_deref() {
         Some(dir) => serve(&req, &dir.join(INDEX), INDEX_CACHE),
         None => Ok(HttpResponse::Ok().json(ServiceDescription {
             name: "rookery",
@@ -77,7 +77,7 @@ pub async fn fallback(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(dir) = state.settings.static_dir.as_deref() else {
+    let Some(dir) = state.settings.http.static_dir.as_deref() else {
         return error::not_found(req).await;
     };
     if !matches!(*req.method(), Method::GET | Method::HEAD) || is_reserved(req.path()) {

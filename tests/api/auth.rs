@@ -427,7 +427,8 @@ async fn the_role_is_carried_in_the_token() {
 
 #[actix_web::test]
 async fn logins_are_rate_limited_per_address() {
-    let app = spawn_app_with(|s| s.login_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
+    let app =
+        spawn_app_with(|s| s.auth.login_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
     app.register("alice").await;
     for login in ["a1", "a2", "a3"] {
         assert_problem(app.login(login, "whatever1").await, 401).await;
@@ -445,8 +446,8 @@ async fn logins_are_rate_limited_per_address() {
 #[actix_web::test]
 async fn logins_are_rate_limited_per_login_across_addresses() {
     let app = spawn_app_with(|s| {
-        s.login_per_minute = std::num::NonZeroU32::new(3).unwrap();
-        s.trust_proxy = true;
+        s.auth.login_per_minute = std::num::NonZeroU32::new(3).unwrap();
+        s.http.trust_proxy = true;
     })
     .await;
     app.register("alice").await;

@@ -56,6 +56,31 @@ fn a_missing_or_malformed_setting_is_one_clear_line() {
     );
 }
 
+#[test]
+fn an_out_of_range_variable_is_refused_by_name() {
+    for (var, value, reason) in [
+        ("ROOKERY_HASH_CONCURRENCY", "65", "must be 1 to 64"),
+        ("ROOKERY_FANOUT_LIMIT", "-1", "must be at least 0"),
+        (
+            "ROOKERY_SUPERVISOR_BATCH_TIMEOUT",
+            "0",
+            "must be 1 to 3600 seconds",
+        ),
+    ] {
+        let out = rookery()
+            .env("DATABASE_URL", "postgres://x/y")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(var) && stderr.contains(reason) && !stderr.contains("panicked"),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn user_create_makes_an_admin_who_can_log_in() {
     let app = spawn_app().await;

@@ -9,7 +9,7 @@ use std::process::Command;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, Response};
-use rookery::settings::{CorsOrigins, StorageSettings};
+use rookery::config::{CorsOrigins, StorageSettings};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
@@ -194,7 +194,7 @@ async fn fetch(app: &TestApp, url: &str) -> Response {
 /// An app storing media in a temporary directory, linked at [`PUBLIC_URL`].
 async fn app_with_media(
     dir: &tempfile::TempDir,
-    configure: impl FnOnce(&mut rookery::settings::Settings),
+    configure: impl FnOnce(&mut rookery::config::Settings),
 ) -> TestApp {
     let storage = StorageSettings::Local {
         dir: dir.path().to_owned(),
@@ -388,7 +388,7 @@ async fn tweets_are_created_liked_and_deleted_with_exact_shapes() {
 
 #[actix_web::test]
 async fn every_error_has_the_compat_shape_and_a_fitting_status() {
-    let app = spawn_app_with(|s| s.json_limit = 4096).await;
+    let app = spawn_app_with(|s| s.http.json_limit = 4096).await;
     let alice = caller(&app, "alice").await;
     let bob = caller(&app, "bobby").await;
     let post = tweet(&app, &bob, "bob's").await;
@@ -680,7 +680,7 @@ async fn the_feed_is_ranked_by_likes_then_newest_and_paged_by_page_number() {
 
 #[actix_web::test]
 async fn the_unpaged_feed_stops_at_the_cap() {
-    let app = spawn_app_with(|s| s.compat_feed_cap = 3).await;
+    let app = spawn_app_with(|s| s.http.compat_feed_cap = 3).await;
     let alice = caller(&app, "alice").await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -878,7 +878,7 @@ async fn the_web_client_is_served_with_a_single_page_fallback() {
     std::fs::write(site.join("style.css"), "body{}").unwrap();
     std::fs::write(site.join(".env"), "SECRET=1").unwrap();
     std::fs::write(root.path().join("secret.txt"), "outside").unwrap();
-    let app = spawn_app_with(|s| s.static_dir = Some(site.clone())).await;
+    let app = spawn_app_with(|s| s.http.static_dir = Some(site.clone())).await;
 
     let get = |path: &str| app.client.get(app.url(path)).send();
     let header = |res: &Response, name: &str| {
@@ -981,7 +981,8 @@ async fn without_a_static_dir_the_root_describes_the_service() {
 #[actix_web::test]
 async fn cors_origins_are_configurable() {
     let app =
-        spawn_app_with(|s| s.cors = CorsOrigins::List(vec!["http://client.example".into()])).await;
+        spawn_app_with(|s| s.http.cors = CorsOrigins::List(vec!["http://client.example".into()]))
+            .await;
     let alice = caller(&app, "alice").await;
     let res = app
         .client

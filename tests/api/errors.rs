@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use rookery::app::startup::Application;
-use rookery::settings::Settings;
+use rookery::config::Settings;
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -62,7 +62,7 @@ async fn a_wrong_content_type_is_415() {
 
 #[actix_web::test]
 async fn an_oversized_body_is_413() {
-    let app = spawn_app_with(|s| s.json_limit = 4096).await;
+    let app = spawn_app_with(|s| s.http.json_limit = 4096).await;
     let body = json!({"login": "a".repeat(5000), "password": "b"});
     let problem = assert_problem(app.post("/api/v1/auth/login", None, &body).await, 413).await;
     assert!(
@@ -108,8 +108,8 @@ async fn unknown_routes_and_wrong_methods_are_problems_not_pages() {
 async fn a_database_outage_is_a_prompt_503() {
     // Nothing listens on port 1: every connection attempt fails at once.
     let mut settings = Settings::with_database("postgres://rookery@127.0.0.1:1/rookery").unwrap();
-    settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.db_acquire_timeout = Duration::from_secs(2);
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.database.acquire_timeout = Duration::from_secs(2);
     let app = Application::build(settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());

@@ -214,7 +214,7 @@ async fn hard_deletes_of_posts_and_users_still_empty_timelines() {
 
 #[actix_web::test]
 async fn authors_over_the_fanout_limit_are_merged_on_read() {
-    let app = spawn_app_with(|s| s.fanout_limit = 2).await;
+    let app = spawn_app_with(|s| s.realtime.fanout_limit = 2).await;
     let star = app.user("star").await;
     let fans = app.bulk_users("fan", 3).await;
     for fan in &fans {
@@ -616,7 +616,7 @@ async fn timeline_write_waits(app: &TestApp, post: i64) -> Vec<f64> {
 
 #[actix_web::test]
 async fn a_large_fan_out_writes_timelines_after_a_wait_and_reads_the_state_then() {
-    let app = spawn_app_with(|s| s.timeline_write_delay = Duration::from_secs(2)).await;
+    let app = spawn_app_with(|s| s.realtime.timeline_write_delay = Duration::from_secs(2)).await;
     let author = app.user("author").await;
     let fan = app.user("fan").await;
     follow(&app, &fan.access, author.id).await;
@@ -737,7 +737,8 @@ async fn an_event_that_fails_is_skipped_and_the_next_one_handled() {
 
 #[actix_web::test]
 async fn a_stuck_supervisor_is_restarted_and_its_event_handled_once() {
-    let app = spawn_app_with(|s| s.supervisor_batch_timeout = Duration::from_secs(1)).await;
+    let app =
+        spawn_app_with(|s| s.realtime.supervisor_batch_timeout = Duration::from_secs(1)).await;
     let author = app.user("author").await;
     let fan = app.user("fan").await;
     follow(&app, &fan.access, author.id).await;

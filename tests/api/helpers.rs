@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response};
 use rookery::app::startup::Application;
-use rookery::settings::Settings;
+use rookery::config::Settings;
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Executor as _, PgConnection, PgPool};
 
@@ -60,12 +60,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     rookery::app::telemetry::init(
         &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
-        rookery::settings::LogFormat::Pretty,
+        rookery::cli::LogFormat::Pretty,
     );
     let (base_url, db_name, database_url) = fresh_database().await;
     let mut settings = Settings::with_database(&database_url).unwrap();
-    settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.jwt = rookery::settings::JwtSecret {
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.auth.jwt = rookery::config::JwtSecret {
         secret: JWT_SECRET.into(),
         generated: false,
     };
@@ -73,9 +73,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .ok()
         .filter(|u| !u.is_empty())
         .map(Into::into);
-    settings.shutdown_timeout = Duration::from_secs(1);
+    settings.http.shutdown_timeout = Duration::from_secs(1);
     configure(&mut settings);
-    let db = rookery::app::db::pool(&settings).unwrap();
+    let db = rookery::app::db::pool(&settings.database).unwrap();
     rookery::app::db::migrate(&db)
         .await
         .expect("migrate test database");

@@ -8,8 +8,8 @@ use crate::stream::{connect, follow, next_of_type, Ws};
 
 async fn moderated_app() -> TestApp {
     spawn_app_with(|s| {
-        s.blocked_terms = vec!["scam".into(), "crypto giveaway".into()];
-        s.max_links = 2;
+        s.moderation.blocked_terms = vec!["scam".into(), "crypto giveaway".into()];
+        s.moderation.max_links = 2;
     })
     .await
 }

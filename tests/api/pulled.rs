@@ -14,8 +14,8 @@ use crate::stream::{connect, follow, next_event, next_of_type, Ws};
 /// An author pulled from the first post on: three followers, limit two.
 async fn pulled_app() -> TestApp {
     spawn_app_with(|s| {
-        s.fanout_limit = 2;
-        s.blocked_terms = vec!["scam".into()];
+        s.realtime.fanout_limit = 2;
+        s.moderation.blocked_terms = vec!["scam".into()];
     })
     .await
 }

@@ -422,7 +422,7 @@ async fn a_clients_close_is_answered_with_its_code_and_its_session_stops() {
 
 #[actix_web::test]
 async fn a_client_that_misses_pongs_is_closed() {
-    let app = spawn_app_with(|s| s.ws_heartbeat = Duration::from_secs(1)).await;
+    let app = spawn_app_with(|s| s.realtime.ws_heartbeat = Duration::from_secs(1)).await;
     let alice = app.user("alice").await;
     let mut ws = connect(&app, &alice.access, None).await;
     // Not reading means not answering pings; after two missed pongs the server closes.
@@ -445,7 +445,7 @@ async fn a_client_that_misses_pongs_is_closed() {
 
 #[actix_web::test]
 async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving() {
-    let app = spawn_app_with(|s| s.ws_send_queue = 8).await;
+    let app = spawn_app_with(|s| s.realtime.ws_send_queue = 8).await;
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
     follow(&app, &alice.access, bob.id).await;
@@ -485,7 +485,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_keeps_receiving
 #[actix_web::test]
 async fn a_long_replay_is_paged_and_never_cuts_a_reading_client() {
     // Far more missed events than the send queue and its overflow hold.
-    let app = spawn_app_with(|s| s.ws_send_queue = 4).await;
+    let app = spawn_app_with(|s| s.realtime.ws_send_queue = 4).await;
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
     follow(&app, &alice.access, bob.id).await;

@@ -10,7 +10,7 @@ use crate::helpers::{eventually, spawn_app_with, TestApp};
 use crate::stream::{connect, next_event, next_of_type, Ws};
 
 async fn moderated_app() -> TestApp {
-    spawn_app_with(|s| s.blocked_terms = vec!["scam".into()]).await
+    spawn_app_with(|s| s.moderation.blocked_terms = vec!["scam".into()]).await
 }
 
 /// Sends a subscribe frame and returns the answer (`subscribed` or `error`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::{Method, Response};
 use rookery::app::startup::Application;
-use rookery::settings::{JwtSecret, Settings};
+use rookery::config::{JwtSecret, Settings};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app_with, TestApp, JWT_SECRET, PASSWORD};
@@ -54,9 +54,9 @@ async fn assert_throttled(res: Response, max_wait: u64) {
 
 async fn throttled_app(checks: u32, registrations: u32) -> TestApp {
     spawn_app_with(|s| {
-        s.login_per_minute = per_minute(checks);
-        s.register_per_minute = per_minute(registrations);
-        s.trust_proxy = true;
+        s.auth.login_per_minute = per_minute(checks);
+        s.auth.register_per_minute = per_minute(registrations);
+        s.http.trust_proxy = true;
     })
     .await
 }
@@ -199,15 +199,15 @@ async fn account_deletions_are_throttled_per_account() {
 /// would be the same (cluster.rs starts real ones), only slower to start.
 async fn second_node(app: &TestApp, redis_url: &str, checks: u32) -> String {
     let mut settings = Settings::with_database(&app.database_url).unwrap();
-    settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.jwt = JwtSecret {
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.auth.jwt = JwtSecret {
         secret: JWT_SECRET.into(),
         generated: false,
     };
     settings.redis_url = Some(redis_url.into());
-    settings.login_per_minute = per_minute(checks);
-    settings.trust_proxy = true;
-    settings.shutdown_timeout = Duration::from_secs(1);
+    settings.auth.login_per_minute = per_minute(checks);
+    settings.http.trust_proxy = true;
+    settings.http.shutdown_timeout = Duration::from_secs(1);
     let node = Application::build(settings).await.expect("build node B");
     let base = format!("http://127.0.0.1:{}", node.port());
     actix_web::rt::spawn(node.run_until_stopped());
@@ -225,8 +225,8 @@ fn redis_url() -> String {
 async fn nodes_sharing_redis_share_the_limits() {
     let redis = redis_url();
     let a = spawn_app_with(|s| {
-        s.login_per_minute = per_minute(3);
-        s.trust_proxy = true;
+        s.auth.login_per_minute = per_minute(3);
+        s.http.trust_proxy = true;
         s.redis_url = Some(redis.clone().into());
     })
     .await;
@@ -271,8 +271,8 @@ async fn without_redis_each_node_still_limits_on_its_own() {
     // Nothing listens on port 1: every Redis call fails, and the node falls
     // back to its in-process limits instead of refusing or allowing everyone.
     let app = spawn_app_with(|s| {
-        s.login_per_minute = per_minute(3);
-        s.trust_proxy = true;
+        s.auth.login_per_minute = per_minute(3);
+        s.http.trust_proxy = true;
         s.redis_url = Some("redis://127.0.0.1:1".to_owned().into());
     })
     .await;

@@ -36,7 +36,7 @@ struct Scene {
 }
 
 async fn scene(condition: Condition) -> Scene {
-    let app = spawn_app_with(|s| s.blocked_terms = vec!["scam".into()]).await;
+    let app = spawn_app_with(|s| s.moderation.blocked_terms = vec!["scam".into()]).await;
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
     let carol = app.user("carol").await;

@@ -20,9 +20,9 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
+use crate::config::MediaSettings;
 use crate::domain::events::EventSink;
 use crate::domain::idempotency::{self, Answer, Begun, IdempotencyError};
-use crate::settings::MediaSettings;
 use process::ProcessError;
 use storage::{Storage, StorageError};
 use worker::{ImageWorker, ProcessImage};

@@ -8,8 +8,8 @@ use s3::error::S3Error;
 use s3::{Bucket, Region};
 use secrecy::ExposeSecret as _;
 
+use crate::config::{MediaSettings, S3Settings, StorageSettings};
 use crate::domain::accounts::tokens::random_token;
-use crate::settings::{MediaSettings, S3Settings, StorageSettings};
 
 /// Stored objects never change (a new upload gets a new key), so clients and
 /// CDNs may keep them forever.

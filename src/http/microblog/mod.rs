@@ -171,7 +171,7 @@ pub async fn feed(
     query: web::Query<FeedQuery>,
 ) -> Result<web::Json<Tweets>, CompatError> {
     let slice = query.slice()?;
-    let cap = state.settings.compat_feed_cap;
+    let cap = state.settings.http.compat_feed_cap;
     Ok(web::Json(Tweets {
         result: true,
         tweets: microblog::feed(&state.db, &state.media, p.user_id, cap, slice).await?,

@@ -88,7 +88,7 @@ pub async fn register(
         &state.db,
         &state.hasher,
         &state.throttle,
-        client_address(&req, state.settings.trust_proxy),
+        client_address(&req, state.settings.http.trust_proxy),
         NewAccount {
             username: &body.username,
             email: &body.email,
@@ -123,7 +123,7 @@ pub async fn login(
         &state.hasher,
         &state.token_settings(),
         &state.throttle,
-        client_address(&req, state.settings.trust_proxy),
+        client_address(&req, state.settings.http.trust_proxy),
         &body.login,
         &body.password,
     )

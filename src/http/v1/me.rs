@@ -94,7 +94,7 @@ pub async fn delete(
         &state.events,
         &state.hasher,
         &state.throttle,
-        client_address(&req, state.settings.trust_proxy),
+        client_address(&req, state.settings.http.trust_proxy),
         p.user_id,
         &body.password,
     )
@@ -121,7 +121,7 @@ pub async fn change_password(
         &state.hasher,
         &state.token_settings(),
         &state.throttle,
-        client_address(&req, state.settings.trust_proxy),
+        client_address(&req, state.settings.http.trust_proxy),
         p.user_id,
         &body.current_password,
         &body.new_password,
