@@ -42,7 +42,6 @@ pub struct FeedHandler {
 
 impl EventHandler for FeedHandler {
     const KIND: ConsumerKind = ConsumerKind::Feed;
-    const NAME: &'static str = "feed";
 
     async fn apply(
         &self,

@@ -24,7 +24,6 @@ pub struct ModerationHandler {
 
 impl EventHandler for ModerationHandler {
     const KIND: ConsumerKind = ConsumerKind::Moderation;
-    const NAME: &'static str = "moderation";
 
     async fn apply(
         &self,

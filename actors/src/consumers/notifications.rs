@@ -91,7 +91,6 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
 
 impl EventHandler for NotificationHandler {
     const KIND: ConsumerKind = ConsumerKind::Notifications;
-    const NAME: &'static str = "notifications";
 
     async fn apply(
         &self,

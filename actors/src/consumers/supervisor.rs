@@ -20,7 +20,8 @@ use crate::EngineConfig;
 /// What a supervisor does with each event, inside the batch's transaction.
 pub trait EventHandler: Clone + Unpin + 'static {
     const KIND: ConsumerKind;
-    const NAME: &'static str;
+    /// The consumer's name in logs and metrics: its kind's.
+    const NAME: &'static str = Self::KIND.as_str();
     fn apply(
         &self,
         tx: &mut PgConnection,
