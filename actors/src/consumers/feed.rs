@@ -102,12 +102,7 @@ impl EventHandler for FeedHandler {
                 Ok(())
             }
             DomainEvent::ReactionAdded { post_id, .. } => {
-                work.announced.activity.push(Activity {
-                    post_id,
-                    by: None,
-                    kind: "post.counters".into(),
-                    data: counters(tx, post_id).await?,
-                });
+                work.announced.activity.push(counters(tx, post_id).await?);
                 Ok(())
             }
             DomainEvent::CommentCreated {
@@ -130,12 +125,7 @@ impl EventHandler for FeedHandler {
                         data: json!({ "comment_id": comment_id, "post_id": post_id, "author_id": author_id, "text": text }),
                     });
                 }
-                work.announced.activity.push(Activity {
-                    post_id,
-                    by: None,
-                    kind: "post.counters".into(),
-                    data: counters(tx, post_id).await?,
-                });
+                work.announced.activity.push(counters(tx, post_id).await?);
                 Ok(())
             }
             DomainEvent::Followed {
@@ -340,8 +330,8 @@ async fn post_summary(
     }))
 }
 
-/// The live counters of a post, for `post.counters`.
-async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Value, sqlx::Error> {
+/// A `post.counters` activity: the live counters of a post.
+async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<Activity, sqlx::Error> {
     let totals = sqlx::query!(
         "SELECT comments_count, views_count, reactions_count FROM posts WHERE id = $1",
         post_id
@@ -363,13 +353,18 @@ async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Val
             )
         })
         .collect();
-    Ok(json!({
-        "post_id": post_id,
-        "comments": totals.as_ref().map_or(0, |t| t.comments_count),
-        "views": totals.as_ref().map_or(0, |t| t.views_count),
-        "reactions": reactions,
-        "reactions_total": totals.as_ref().map_or(0, |t| t.reactions_count),
-    }))
+    Ok(Activity {
+        post_id,
+        by: None,
+        kind: "post.counters".into(),
+        data: json!({
+            "post_id": post_id,
+            "comments": totals.as_ref().map_or(0, |t| t.comments_count),
+            "views": totals.as_ref().map_or(0, |t| t.views_count),
+            "reactions": reactions,
+            "reactions_total": totals.as_ref().map_or(0, |t| t.reactions_count),
+        }),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
