@@ -57,32 +57,26 @@ impl ModerationHandler {
         let tx = &mut *work.tx;
         // Locked, so a concurrent edit's review waits and sees the newer text.
         let current = match subject {
-            Subject::Post => sqlx::query!(
-                r#"SELECT text, author_id, id AS post_id, hidden_at IS NOT NULL AS "hidden!"
-                   FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
-                id
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| Current {
-                text: r.text,
-                author_id: r.author_id,
-                post_id: r.post_id,
-                hidden: r.hidden,
-            }),
-            Subject::Comment => sqlx::query!(
-                r#"SELECT text, author_id, post_id, hidden_at IS NOT NULL AS "hidden!"
-                   FROM comments WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
-                id
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| Current {
-                text: r.text,
-                author_id: r.author_id,
-                post_id: r.post_id,
-                hidden: r.hidden,
-            }),
+            Subject::Post => {
+                sqlx::query_as!(
+                    Current,
+                    r#"SELECT text, author_id, id AS post_id, hidden_at IS NOT NULL AS "hidden!"
+                       FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
+                    id
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            Subject::Comment => {
+                sqlx::query_as!(
+                    Current,
+                    r#"SELECT text, author_id, post_id, hidden_at IS NOT NULL AS "hidden!"
+                       FROM comments WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
+                    id
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
         };
         let Some(current) = current else {
             return Ok(());
