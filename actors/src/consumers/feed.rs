@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use crate::consumers::supervisor::{EventHandler, Outbound};
+use crate::consumers::supervisor::{EventHandler, Work};
 use crate::delivery::herald::PulledPost;
-use crate::delivery::log::{self, Recipients};
+use crate::delivery::log::Recipients;
 use crate::delivery::registry::{Activity, POST_DELETED};
 use crate::outbox::events::DomainEvent;
 use crate::outbox::{self, ConsumerKind};
@@ -42,21 +42,16 @@ pub struct FeedHandler {
 
 impl EventHandler for FeedHandler {
     const KIND: ConsumerKind = ConsumerKind::Feed;
-    const NAME: &'static str = "feed";
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &DomainEvent,
-        out: &mut Outbound,
-    ) -> Result<(), sqlx::Error> {
+    async fn apply(&self, work: &mut Work<'_>, event: &DomainEvent) -> Result<(), sqlx::Error> {
+        let tx = &mut *work.tx;
         match *event {
             DomainEvent::PostCreated { post_id, author_id } => {
                 if self.is_pulled(tx, author_id).await? {
                     // Not written out, nor logged here: only the nodes know
                     // who is online. Hidden or deleted: nobody is told.
                     if let Some(data) = post_summary(tx, post_id).await? {
-                        out.announced.pulled.push(PulledPost {
+                        work.announced.pulled.push(PulledPost {
                             post_id,
                             author_id,
                             data,
@@ -64,19 +59,19 @@ impl EventHandler for FeedHandler {
                     }
                     return Ok(());
                 }
-                self.fan_out(tx, post_id, author_id, 0, out).await
+                self.fan_out(work, post_id, author_id, 0).await
             }
             DomainEvent::FanOut {
                 post_id,
                 author_id,
                 after,
-            } => self.fan_out(tx, post_id, author_id, after, out).await,
+            } => self.fan_out(work, post_id, author_id, after).await,
             DomainEvent::TimelineWrite { post_id, author_id } => {
                 self.write_timelines(tx, post_id, author_id).await
             }
             DomainEvent::PostEdited { post_id, .. } => {
                 if let Some(data) = post_summary(tx, post_id).await? {
-                    out.announced.activity.push(Activity {
+                    work.announced.activity.push(Activity {
                         post_id,
                         by: None,
                         kind: "post.updated".into(),
@@ -98,7 +93,7 @@ impl EventHandler for FeedHandler {
                 )
                 .execute(&mut *tx)
                 .await?;
-                out.announced.activity.push(Activity {
+                work.announced.activity.push(Activity {
                     post_id,
                     by: None,
                     kind: POST_DELETED.into(),
@@ -107,12 +102,7 @@ impl EventHandler for FeedHandler {
                 Ok(())
             }
             DomainEvent::ReactionAdded { post_id, .. } => {
-                out.announced.activity.push(Activity {
-                    post_id,
-                    by: None,
-                    kind: "post.counters".into(),
-                    data: counters(tx, post_id).await?,
-                });
+                work.announced.activity.push(counters(tx, post_id).await?);
                 Ok(())
             }
             DomainEvent::CommentCreated {
@@ -128,19 +118,14 @@ impl EventHandler for FeedHandler {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(text) = text {
-                    out.announced.activity.push(Activity {
+                    work.announced.activity.push(Activity {
                         post_id,
                         by: Some(author_id),
                         kind: "comment.created".into(),
                         data: json!({ "comment_id": comment_id, "post_id": post_id, "author_id": author_id, "text": text }),
                     });
                 }
-                out.announced.activity.push(Activity {
-                    post_id,
-                    by: None,
-                    kind: "post.counters".into(),
-                    data: counters(tx, post_id).await?,
-                });
+                work.announced.activity.push(counters(tx, post_id).await?);
                 Ok(())
             }
             DomainEvent::Followed {
@@ -243,21 +228,20 @@ impl FeedHandler {
     /// neither repeats nor loses one.
     async fn fan_out(
         &self,
-        tx: &mut PgConnection,
+        work: &mut Work<'_>,
         post_id: i64,
         author_id: i64,
         after: i64,
-        out: &mut Outbound,
     ) -> Result<(), sqlx::Error> {
         // Live first: the followers' event logs need only the follow list.
         // The timeline rows, slow to write into a large table (1.8 s for
         // 10,000 followers on the bench database), come last, as their own step.
-        let Some(data) = post_summary(tx, post_id).await? else {
+        let Some(data) = post_summary(work.tx, post_id).await? else {
             // Hidden or deleted: nobody is told live. The timeline step still
             // runs (it skips deleted posts; reads hide hidden ones until an
             // edit restores them).
-            outbox::record(tx, &DomainEvent::TimelineWrite { post_id, author_id }).await?;
-            out.more = true;
+            outbox::record(work.tx, &DomainEvent::TimelineWrite { post_id, author_id }).await?;
+            work.more = true;
             return Ok(());
         };
         let followers = Recipients::Followers {
@@ -265,10 +249,9 @@ impl FeedHandler {
             after,
             limit: FANOUT_CHUNK,
         };
-        let events = log::append(tx, followers, "feed.post", &data).await?;
-        let reached = events.len();
-        let last = events.last().map(|e| e.user_id);
-        out.announced.events.extend(events);
+        let logged = work.log(followers, "feed.post", &data).await?;
+        let reached = logged.len();
+        let last = logged.last().map(|e| e.user_id);
         match last {
             Some(last) if i64::try_from(reached).unwrap_or(0) >= FANOUT_CHUNK => {
                 let next = DomainEvent::FanOut {
@@ -276,8 +259,8 @@ impl FeedHandler {
                     author_id,
                     after: last,
                 };
-                outbox::record(tx, &next).await?;
-                out.more = true;
+                outbox::record(work.tx, &next).await?;
+                work.more = true;
             }
             _ => {
                 // One step's worth of rows is written at once, so a follower
@@ -292,9 +275,9 @@ impl FeedHandler {
                     self.timeline_write_delay
                 };
                 let write = DomainEvent::TimelineWrite { post_id, author_id };
-                outbox::record_after(tx, &write, delay).await?;
+                outbox::record_after(work.tx, &write, delay).await?;
                 // A delayed write is picked up by the poll once its wait is over.
-                out.more |= delay.is_zero();
+                work.more |= delay.is_zero();
             }
         }
         Ok(())
@@ -347,8 +330,8 @@ async fn post_summary(
     }))
 }
 
-/// The live counters of a post, for `post.counters`.
-async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Value, sqlx::Error> {
+/// A `post.counters` activity: the live counters of a post.
+async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<Activity, sqlx::Error> {
     let totals = sqlx::query!(
         "SELECT comments_count, views_count, reactions_count FROM posts WHERE id = $1",
         post_id
@@ -370,13 +353,18 @@ async fn counters(tx: &mut PgConnection, post_id: i64) -> Result<serde_json::Val
             )
         })
         .collect();
-    Ok(json!({
-        "post_id": post_id,
-        "comments": totals.as_ref().map_or(0, |t| t.comments_count),
-        "views": totals.as_ref().map_or(0, |t| t.views_count),
-        "reactions": reactions,
-        "reactions_total": totals.as_ref().map_or(0, |t| t.reactions_count),
-    }))
+    Ok(Activity {
+        post_id,
+        by: None,
+        kind: "post.counters".into(),
+        data: json!({
+            "post_id": post_id,
+            "comments": totals.as_ref().map_or(0, |t| t.comments_count),
+            "views": totals.as_ref().map_or(0, |t| t.views_count),
+            "reactions": reactions,
+            "reactions_total": totals.as_ref().map_or(0, |t| t.reactions_count),
+        }),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]

@@ -12,8 +12,8 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::consumers::analyzer::{Analyzer, Verdict};
-use crate::consumers::supervisor::{EventHandler, Outbound};
-use crate::delivery::log::{self, Recipients};
+use crate::consumers::supervisor::{EventHandler, Work};
+use crate::delivery::log::Recipients;
 use crate::outbox::events::{DomainEvent, ModerationAction, Subject};
 use crate::outbox::{self, ConsumerKind};
 
@@ -24,21 +24,15 @@ pub struct ModerationHandler {
 
 impl EventHandler for ModerationHandler {
     const KIND: ConsumerKind = ConsumerKind::Moderation;
-    const NAME: &'static str = "moderation";
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &DomainEvent,
-        out: &mut Outbound,
-    ) -> Result<(), sqlx::Error> {
+    async fn apply(&self, work: &mut Work<'_>, event: &DomainEvent) -> Result<(), sqlx::Error> {
         match *event {
             DomainEvent::PostCreated { post_id, .. } | DomainEvent::PostEdited { post_id, .. } => {
-                self.review(tx, Subject::Post, post_id, out).await
+                self.review(work, Subject::Post, post_id).await
             }
             DomainEvent::CommentCreated { comment_id, .. }
             | DomainEvent::CommentEdited { comment_id, .. } => {
-                self.review(tx, Subject::Comment, comment_id, out).await
+                self.review(work, Subject::Comment, comment_id).await
             }
             _ => Ok(()),
         }
@@ -56,39 +50,33 @@ struct Current {
 impl ModerationHandler {
     async fn review(
         &self,
-        tx: &mut PgConnection,
+        work: &mut Work<'_>,
         subject: Subject,
         id: i64,
-        out: &mut Outbound,
     ) -> Result<(), sqlx::Error> {
+        let tx = &mut *work.tx;
         // Locked, so a concurrent edit's review waits and sees the newer text.
         let current = match subject {
-            Subject::Post => sqlx::query!(
-                r#"SELECT text, author_id, id AS post_id, hidden_at IS NOT NULL AS "hidden!"
-                   FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
-                id
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| Current {
-                text: r.text,
-                author_id: r.author_id,
-                post_id: r.post_id,
-                hidden: r.hidden,
-            }),
-            Subject::Comment => sqlx::query!(
-                r#"SELECT text, author_id, post_id, hidden_at IS NOT NULL AS "hidden!"
-                   FROM comments WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
-                id
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| Current {
-                text: r.text,
-                author_id: r.author_id,
-                post_id: r.post_id,
-                hidden: r.hidden,
-            }),
+            Subject::Post => {
+                sqlx::query_as!(
+                    Current,
+                    r#"SELECT text, author_id, id AS post_id, hidden_at IS NOT NULL AS "hidden!"
+                       FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
+                    id
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            Subject::Comment => {
+                sqlx::query_as!(
+                    Current,
+                    r#"SELECT text, author_id, post_id, hidden_at IS NOT NULL AS "hidden!"
+                       FROM comments WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"#,
+                    id
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+            }
         };
         let Some(current) = current else {
             return Ok(());
@@ -124,15 +112,6 @@ impl ModerationHandler {
             "action": action,
             "reason": reason,
         });
-        out.announced.events.extend(
-            log::append(
-                tx,
-                Recipients::Users(&[current.author_id]),
-                "moderation",
-                &data,
-            )
-            .await?,
-        );
         // The notification supervisor turns this into the author's notification.
         outbox::record(
             tx,
@@ -145,7 +124,10 @@ impl ModerationHandler {
                 reason,
             },
         )
-        .await
+        .await?;
+        work.log(Recipients::Users(&[current.author_id]), "moderation", &data)
+            .await?;
+        Ok(())
     }
 }
 

@@ -9,8 +9,8 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use crate::consumers::moderation;
-use crate::consumers::supervisor::{EventHandler, Outbound};
-use crate::delivery::log::{self, Recipients};
+use crate::consumers::supervisor::{EventHandler, Work};
+use crate::delivery::log::Recipients;
 use crate::delivery::registry::Revoke;
 use crate::outbox::events::{DomainEvent, Subject};
 use crate::outbox::ConsumerKind;
@@ -45,7 +45,7 @@ struct New {
 
 /// Stores the notification (or finds its earlier twin) and, when it is new,
 /// appends a `notification` event to the user's stream.
-async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(), sqlx::Error> {
+async fn notify(work: &mut Work<'_>, n: New) -> Result<(), sqlx::Error> {
     if Some(n.user_id) == n.actor_id {
         return Ok(());
     }
@@ -67,12 +67,12 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
         n.data,
         n.update_data
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *work.tx)
     .await?;
     let Some(row) = row.filter(|r| r.inserted) else {
         return Ok(());
     };
-    let unread = unread_count(&mut *tx, n.user_id).await?;
+    let unread = unread_count(&mut *work.tx, n.user_id).await?;
     let data = serde_json::json!({
         "id": row.id,
         "kind": n.kind,
@@ -83,22 +83,15 @@ async fn notify(tx: &mut PgConnection, n: New, out: &mut Outbound) -> Result<(),
         "created_at": row.created_at,
         "unread_count": unread,
     });
-    out.announced
-        .events
-        .extend(log::append(tx, Recipients::Users(&[n.user_id]), "notification", &data).await?);
+    work.log(Recipients::Users(&[n.user_id]), "notification", &data)
+        .await?;
     Ok(())
 }
 
 impl EventHandler for NotificationHandler {
     const KIND: ConsumerKind = ConsumerKind::Notifications;
-    const NAME: &'static str = "notifications";
 
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: &DomainEvent,
-        out: &mut Outbound,
-    ) -> Result<(), sqlx::Error> {
+    async fn apply(&self, work: &mut Work<'_>, event: &DomainEvent) -> Result<(), sqlx::Error> {
         let base = |user_id, kind, actor_id, key: String| New {
             user_id,
             kind,
@@ -115,7 +108,7 @@ impl EventHandler for NotificationHandler {
                 api_key_id,
             } => {
                 // Not a notification: the sessions that used them close.
-                out.announced.revoked.push(Revoke {
+                work.announced.revoked.push(Revoke {
                     user_id,
                     api_key_id,
                 });
@@ -126,14 +119,13 @@ impl EventHandler for NotificationHandler {
                 followee_id,
             } => {
                 notify(
-                    tx,
+                    work,
                     base(
                         followee_id,
                         NotificationKind::Follow,
                         follower_id,
                         format!("follow:{follower_id}"),
                     ),
-                    out,
                 )
                 .await
             }
@@ -152,7 +144,7 @@ impl EventHandler for NotificationHandler {
                 n.post_id = Some(post_id);
                 n.data = serde_json::json!({ "reaction": kind });
                 n.update_data = true;
-                notify(tx, n, out).await
+                notify(work, n).await
             }
             DomainEvent::CommentCreated {
                 comment_id,
@@ -161,7 +153,7 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 parent_author_id,
             } => {
-                if moderation::comment_hidden(tx, comment_id).await? {
+                if moderation::comment_hidden(work.tx, comment_id).await? {
                     return Ok(());
                 }
                 if let Some(parent_author) = parent_author_id {
@@ -173,7 +165,7 @@ impl EventHandler for NotificationHandler {
                     );
                     n.post_id = Some(post_id);
                     n.comment_id = Some(comment_id);
-                    notify(tx, n, out).await?;
+                    notify(work, n).await?;
                 }
                 if parent_author_id != Some(post_author_id) {
                     let mut n = base(
@@ -184,7 +176,7 @@ impl EventHandler for NotificationHandler {
                     );
                     n.post_id = Some(post_id);
                     n.comment_id = Some(comment_id);
-                    notify(tx, n, out).await?;
+                    notify(work, n).await?;
                 }
                 Ok(())
             }
@@ -193,7 +185,7 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 user_id,
             } => {
-                if moderation::post_hidden(tx, post_id).await? {
+                if moderation::post_hidden(work.tx, post_id).await? {
                     return Ok(());
                 }
                 let mut n = base(
@@ -203,7 +195,7 @@ impl EventHandler for NotificationHandler {
                     format!("mention:{post_id}"),
                 );
                 n.post_id = Some(post_id);
-                notify(tx, n, out).await
+                notify(work, n).await
             }
             DomainEvent::ContentModerated {
                 subject,
@@ -220,7 +212,7 @@ impl EventHandler for NotificationHandler {
                     chrono::Utc::now().timestamp_micros()
                 );
                 notify(
-                    tx,
+                    work,
                     New {
                         user_id: author_id,
                         kind: NotificationKind::Moderation,
@@ -231,24 +223,16 @@ impl EventHandler for NotificationHandler {
                         data: serde_json::json!({ "subject": subject, "action": action, "reason": reason }),
                         update_data: true,
                     },
-                    out,
                 )
                 .await
             }
             DomainEvent::NotificationsRead { user_id, ref ids } => {
                 // Every other connection of the user clears its badge.
-                let unread = unread_count(&mut *tx, user_id).await?;
+                let unread = unread_count(&mut *work.tx, user_id).await?;
                 let data =
                     serde_json::json!({ "ids": ids, "all": ids.is_none(), "unread_count": unread });
-                out.announced.events.extend(
-                    log::append(
-                        tx,
-                        Recipients::Users(&[user_id]),
-                        "notifications.read",
-                        &data,
-                    )
-                    .await?,
-                );
+                work.log(Recipients::Users(&[user_id]), "notifications.read", &data)
+                    .await?;
                 Ok(())
             }
             _ => Ok(()),

@@ -13,6 +13,7 @@ use actix::prelude::*;
 use sqlx::{Connection as _, PgConnection, PgPool};
 
 use crate::delivery::bus::{Bus, Committed};
+use crate::delivery::log::{self, Recipients, UserEvent};
 use crate::outbox::events::DomainEvent;
 use crate::outbox::{self, ConsumerKind};
 use crate::EngineConfig;
@@ -20,22 +21,47 @@ use crate::EngineConfig;
 /// What a supervisor does with each event, inside the batch's transaction.
 pub trait EventHandler: Clone + Unpin + 'static {
     const KIND: ConsumerKind;
-    const NAME: &'static str;
+    /// The consumer's name in logs and metrics: its kind's.
+    const NAME: &'static str = Self::KIND.as_str();
+    /// Handles `event` in `work.tx`, adding to `work` what it announces.
     fn apply(
         &self,
-        tx: &mut PgConnection,
+        work: &mut Work<'_>,
         event: &DomainEvent,
-        out: &mut Outbound,
     ) -> impl Future<Output = Result<(), sqlx::Error>>;
 }
 
-/// What a batch produces: what it announces once it has committed, and
-/// whether to run again at once.
-#[derive(Default)]
-pub struct Outbound {
+/// One event's handling: the transaction (or savepoint) it runs in, and what
+/// it announces once the batch has committed.
+pub struct Work<'t> {
+    pub tx: &'t mut PgConnection,
     pub announced: Committed,
     /// The handler recorded follow-up events: run another batch at once.
     pub more: bool,
+}
+
+impl<'t> Work<'t> {
+    fn new(tx: &'t mut PgConnection) -> Self {
+        Self {
+            tx,
+            announced: Committed::default(),
+            more: false,
+        }
+    }
+
+    /// Appends the same event to the streams of `to` (see [`log::append`])
+    /// and announces it; returns the events logged, in user id order.
+    pub async fn log(
+        &mut self,
+        to: Recipients<'_>,
+        kind: &str,
+        data: &serde_json::Value,
+    ) -> Result<&[UserEvent], sqlx::Error> {
+        let logged = log::append(self.tx, to, kind, data).await?;
+        let from = self.announced.events.len();
+        self.announced.events.extend(logged);
+        Ok(self.announced.events.get(from..).unwrap_or_default())
+    }
 }
 
 /// What a batch did: how many events it handled, and whether to go again at once.
@@ -204,7 +230,11 @@ async fn run_batch<H: EventHandler>(
             .await?
             .unwrap_or_default(),
     };
-    let Batch { handled, out } = batch;
+    let Batch {
+        handled,
+        announced,
+        more,
+    } = batch;
     if handled == 0 {
         return Ok(Done {
             handled,
@@ -214,18 +244,18 @@ async fn run_batch<H: EventHandler>(
     tracing::debug!(
         supervisor = H::NAME,
         handled,
-        events = out.announced.events.len(),
+        events = announced.events.len(),
         elapsed_us = started.elapsed().as_micros(),
         "batch committed"
     );
     // Only now do the events exist for replay; sending earlier could show a
     // client an id the log does not have yet.
-    bus.deliver(out.announced);
+    bus.deliver(announced);
     Ok(Done {
         handled,
         // A full batch means there is probably more waiting; follow-up
         // events recorded by the handler are waiting for certain.
-        more: out.more || i64::try_from(handled).unwrap_or(i64::MAX) >= limit,
+        more: more || i64::try_from(handled).unwrap_or(i64::MAX) >= limit,
     })
 }
 
@@ -241,11 +271,21 @@ enum Savepoints {
     SkipForLoneEvent,
 }
 
-/// A committed batch: how many events it handled and what they announce.
+/// A committed batch: how many events it handled, what they announce, and
+/// whether they recorded follow-up events.
 #[derive(Default)]
 struct Batch {
     handled: usize,
-    out: Outbound,
+    announced: Committed,
+    more: bool,
+}
+
+impl Batch {
+    /// Adds what one event's handling announces.
+    fn add(&mut self, work: Work<'_>) {
+        self.announced.extend(work.announced);
+        self.more |= work.more;
+    }
 }
 
 /// Claims and handles one batch in one transaction. `None` when the lone
@@ -261,13 +301,17 @@ async fn try_batch<H: EventHandler>(
     if claimed.is_empty() {
         return Ok(Some(Batch::default()));
     }
-    let mut out = Outbound::default();
+    let mut batch = Batch {
+        handled: claimed.len(),
+        ..Batch::default()
+    };
     let lone = claimed.len() == 1 && savepoints == Savepoints::SkipForLoneEvent;
     for item in &claimed {
         let Some(event) = &item.event else { continue };
         if lone {
-            match handler.apply(&mut tx, event, &mut out).await {
-                Ok(()) => {}
+            let mut work = Work::new(&mut tx);
+            match handler.apply(&mut work, event).await {
+                Ok(()) => batch.add(work),
                 Err(e) if is_transient(&e) => return Err(e),
                 Err(e) => {
                     tracing::warn!(supervisor = H::NAME, id = item.id, error = %e, "lone event failed; isolating it");
@@ -278,12 +322,11 @@ async fn try_batch<H: EventHandler>(
             continue;
         }
         let mut savepoint = tx.begin().await?;
-        let mut pending = Outbound::default();
-        match handler.apply(&mut savepoint, event, &mut pending).await {
+        let mut work = Work::new(&mut savepoint);
+        match handler.apply(&mut work, event).await {
             Ok(()) => {
+                batch.add(work);
                 savepoint.commit().await?;
-                out.announced.extend(pending.announced);
-                out.more |= pending.more;
             }
             Err(e) if is_transient(&e) => return Err(e),
             Err(e) => {
@@ -295,8 +338,5 @@ async fn try_batch<H: EventHandler>(
     let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
     outbox::mark_done(&mut tx, H::KIND, &ids).await?;
     tx.commit().await?;
-    Ok(Some(Batch {
-        handled: claimed.len(),
-        out,
-    }))
+    Ok(Some(batch))
 }

@@ -65,15 +65,12 @@ pub struct WireActivity {
 }
 
 impl Batch {
+    /// The wire form of a committed batch. Every field crosses: `into_parts`
+    /// builds a whole `Committed`, so a field added there needs one in
+    /// `Batch`, which this then has to fill.
     pub fn new(committed: &Committed) -> Self {
-        let Committed {
-            events,
-            activity,
-            revoked,
-            pulled,
-        } = committed;
         let mut groups: Vec<WireGroup> = Vec::new();
-        for e in events {
+        for e in &committed.events {
             let target = WireTarget {
                 user_id: e.user_id,
                 id: e.id,
@@ -90,7 +87,8 @@ impl Batch {
         }
         Self {
             events: groups,
-            activity: activity
+            activity: committed
+                .activity
                 .iter()
                 .map(|a| WireActivity {
                     post_id: a.post_id,
@@ -99,8 +97,8 @@ impl Batch {
                     data: a.data.clone(),
                 })
                 .collect(),
-            revoked: revoked.to_vec(),
-            pulled: pulled.to_vec(),
+            revoked: committed.revoked.clone(),
+            pulled: committed.pulled.clone(),
         }
     }
 

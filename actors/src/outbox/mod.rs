@@ -23,7 +23,7 @@ pub enum ConsumerKind {
 }
 
 impl ConsumerKind {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Moderation => "moderation",
             Self::Feed => "feed",
