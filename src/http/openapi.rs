@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the annotations of the handlers
+//! in the route table ([`crate::http::table`]).
 
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
@@ -7,33 +8,12 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::{IDEMPOTENCY_KEY, PROBLEM_JSON};
-use crate::http::microblog as compat;
-use crate::http::v1::{auth, comments, feed, me, media, notifications, ops, posts, social, stream};
-use crate::http::web_client as client;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Rookery", description = "A real-time social-media backend. Every error is an RFC 9457 problem document."),
-    paths(
-        ops::healthz, ops::readyz, client::root,
-        auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
-        me::get, me::update, me::delete, me::change_password,
-        me::list_api_keys, me::create_api_key, me::revoke_api_key,
-        social::profile, social::follow, social::unfollow, social::followers, social::following,
-        social::block, social::unblock, social::blocks,
-        posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_user,
-        posts::react, posts::unreact, posts::reactions, posts::view,
-        stream::stream,
-        stream::poll,
-        stream::event_stream,
-        feed::feed, notifications::notifications, notifications::unread_count, notifications::mark_read,
-        comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
-        media::upload, media::serve,
-        compat::feed, compat::create_tweet, compat::delete_tweet, compat::like, compat::unlike,
-        compat::upload, compat::me, compat::user, compat::follow, compat::unfollow,
-    ),
     components(schemas(crate::http::error::Problem, crate::domain::media::MediaView, crate::http::microblog::error::ErrorBody)),
-    modifiers(&Security, &CommonResponses, &ParametersAreNeverNull),
+    modifiers(&Operations, &Security, &CommonResponses, &ParametersAreNeverNull),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
         (name = "me", description = "The caller's own account"),
@@ -52,6 +32,20 @@ use crate::http::web_client as client;
     )
 )]
 pub struct ApiDoc;
+
+/// Every operation of the route table, with the schemas it refers to: what
+/// the app serves is what the document shows.
+struct Operations;
+
+impl Modify for Operations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for section in crate::http::table() {
+            for op in &section.ops {
+                openapi.merge(op.document());
+            }
+        }
+    }
+}
 
 struct Security;
 

@@ -27,30 +27,17 @@ pub mod error;
 
 pub const TAG: &str = "microblog";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Where the API is served: everything under it that is not `/api/v1`.
+pub const PREFIX: &str = "/api";
+
+/// Mounts the API's scope, with `resources` (its part of the route table)
+/// in it: every answer under it, errors included, gets the compat shape,
+/// and a path no resource matches gets the compat 404.
+pub fn mount(cfg: &mut web::ServiceConfig, resources: impl FnOnce(&mut web::ServiceConfig)) {
     cfg.service(
-        web::scope("/api")
+        web::scope(PREFIX)
             .wrap(error::middleware())
-            .service(
-                web::resource("/tweets")
-                    .route(web::get().to(feed))
-                    .route(web::post().to(create_tweet)),
-            )
-            .service(web::resource("/tweets/{id}").route(web::delete().to(delete_tweet)))
-            .service(
-                web::resource("/tweets/{id}/likes")
-                    .route(web::post().to(like))
-                    .route(web::delete().to(unlike)),
-            )
-            .service(web::resource("/medias").route(web::post().to(upload)))
-            // Before `/users/{id}`, which would otherwise take "me" for an id.
-            .service(web::resource("/users/me").route(web::get().to(me)))
-            .service(web::resource("/users/{id}").route(web::get().to(user)))
-            .service(
-                web::resource("/users/{id}/follow")
-                    .route(web::post().to(follow))
-                    .route(web::delete().to(unfollow)),
-            )
+            .configure(resources)
             .default_service(web::to(not_found)),
     );
 }
