@@ -6,7 +6,7 @@ use crate::app::state::AppState;
 use crate::domain::comments::{self, CommentView, Thread};
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{Auth, JsonObject, MaybeAuth};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 
@@ -33,7 +33,7 @@ pub struct EditCommentRequest {
 
 #[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), IdempotencyKey), request_body = CreateCommentRequest,
-    responses((status = 201, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = CommentView), (status = 404), (status = 422)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -57,7 +57,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404)))]
 pub async fn for_post(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -77,7 +77,7 @@ pub async fn for_post(
 
 #[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CommentView), (status = 404)))]
 pub async fn get(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -90,7 +90,7 @@ pub async fn get(
 
 #[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404)))]
 pub async fn replies(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -110,7 +110,7 @@ pub async fn replies(
 
 #[utoipa::path(patch, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)), request_body = EditCommentRequest,
-    responses((status = 200, body = CommentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CommentView), (status = 403), (status = 404)))]
 pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -131,7 +131,7 @@ pub async fn edit(
 
 #[utoipa::path(delete, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted, with its replies"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Deleted, with its replies"), (status = 403), (status = 404)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Auth(p): Auth,

@@ -4,13 +4,13 @@ use crate::app::state::AppState;
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::social::{self, BlockedUser, Direction, PublicProfile};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{Auth, MaybeAuth};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
     params(("username" = String, Path, pattern = r"^[^\u0000]*$")),
-    responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PublicProfile), (status = 404)))]
 pub async fn profile(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -25,8 +25,8 @@ pub async fn profile(
     params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = PublicProfile),
-        (status = 404, description = "No such user, or a block stands", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Following yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or a block stands"),
+        (status = 422, description = "Following yourself"),
     ))]
 pub async fn follow(
     req: HttpRequest,
@@ -60,7 +60,7 @@ pub async fn unfollow(
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor")))]
 pub async fn followers(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -81,7 +81,7 @@ pub async fn followers(
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor")))]
 pub async fn following(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -104,8 +104,8 @@ pub async fn following(
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "Blocked (idempotent); follows both ways removed"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Blocking yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 422, description = "Blocking yourself"),
     ))]
 pub async fn block(
     state: web::Data<AppState>,
