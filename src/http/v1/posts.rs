@@ -8,8 +8,9 @@ use crate::domain::pagination::{Page, PageParams};
 use crate::domain::posts::reactions::{self, Reactor};
 use crate::domain::posts::{self, PostVersion, PostView, ReactionKind};
 use crate::http::error::ApiError;
-use crate::http::extract::{Auth, JsonObject, MaybeAuth};
+use crate::http::extract::{Auth, JsonObject, MaybeAuth, PageOf};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
+use crate::http::v1::PageAnswer;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
@@ -146,20 +147,10 @@ pub async fn history(
     responses((status = 200, body = Page<PostView>), (status = 404)))]
 pub async fn by_user(
     state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<PostView>>, ApiError> {
-    Ok(web::Json(
-        posts::by_user(
-            &state.db,
-            &state.media,
-            viewer.user_id(),
-            id.into_inner(),
-            &page,
-        )
-        .await?,
-    ))
+    (viewer, id, page): PageOf,
+) -> PageAnswer<PostView> {
+    let list = posts::by_user(&state.db, &state.media, viewer.user_id(), *id, &page);
+    Ok(web::Json(list.await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),
