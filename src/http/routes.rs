@@ -44,8 +44,8 @@ macro_rules! op {
 pub(crate) use op;
 
 impl Op {
-    #[doc(hidden)]
-    pub fn new(doc: fn() -> OpenApi, route: fn() -> Route) -> Self {
+    /// What [`op!`] makes; use that.
+    pub(crate) fn new(doc: fn() -> OpenApi, route: fn() -> Route) -> Self {
         Self {
             doc,
             route,
