@@ -283,7 +283,6 @@ fn run(listener: TcpListener, state: AppState) -> Result<Server, StartupError> {
             .configure(http::configure)
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc.clone()))
-            .configure(web_client::configure)
             // The web client's files and single-page routes when
             // ROOKERY_STATIC_DIR is set; otherwise a 404 problem.
             .default_service(web::to(web_client::fallback))

@@ -11,7 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
 
+/// The query parameters of a page.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page: 1 to 100, default 20 (larger values are capped at 100).
     #[param(minimum = 1)]

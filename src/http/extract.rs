@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::app::state::AppState;
 use crate::domain::accounts::{auth, Principal};
+use crate::domain::pagination::PageParams;
 use crate::http::error::ApiError;
 
 pub const API_KEY_HEADER: &str = "api-key";
@@ -94,6 +95,12 @@ impl FromRequest for MaybeAuth {
         Box::pin(async move { Ok(MaybeAuth(Some(auth.await?.0))) })
     }
 }
+
+/// What a handler of a page of one resource's list takes (a user's
+/// followers, a post's comments): the caller if any, the resource's id from
+/// the path and the page asked for. A tuple, so its parts are extracted in
+/// this order exactly as three arguments of the handler would be.
+pub type PageOf = (MaybeAuth, web::Path<i64>, web::Query<PageParams>);
 
 /// Authenticates by header, or by an `access_token` query parameter for
 /// clients that cannot set headers (browser WebSockets).

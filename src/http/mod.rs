@@ -7,121 +7,112 @@ pub mod error;
 pub mod extract;
 pub mod microblog;
 pub mod openapi;
+pub mod routes;
 pub mod v1;
 pub mod web_client;
 
+use actix_web::http::Method;
 use actix_web::web;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(v1::ops::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(v1::ops::readyz)))
-        .service(
-            web::resource("/media/{key:.*}")
-                .route(web::get().to(v1::media::serve))
-                .route(web::head().to(v1::media::serve)),
-        )
-        .service(
-            web::scope("/api/v1")
-                .service(web::resource("/auth/register").route(web::post().to(v1::auth::register)))
-                .service(web::resource("/auth/login").route(web::post().to(v1::auth::login)))
-                .service(web::resource("/auth/refresh").route(web::post().to(v1::auth::refresh)))
-                .service(web::resource("/auth/logout").route(web::post().to(v1::auth::logout)))
-                .service(web::resource("/auth/verify").route(web::get().to(v1::auth::verify)))
-                .service(
-                    web::resource("/me")
-                        .route(web::get().to(v1::me::get))
-                        .route(web::patch().to(v1::me::update))
-                        .route(web::delete().to(v1::me::delete)),
-                )
-                .service(
-                    web::resource("/me/password").route(web::put().to(v1::me::change_password)),
-                )
-                .service(
-                    web::resource("/me/api-keys")
-                        .route(web::get().to(v1::me::list_api_keys))
-                        .route(web::post().to(v1::me::create_api_key)),
-                )
-                .service(
-                    web::resource("/me/api-keys/{id}")
-                        .route(web::delete().to(v1::me::revoke_api_key)),
-                )
-                .service(web::resource("/media").route(web::post().to(v1::media::upload)))
-                .service(web::resource("/stream").route(web::get().to(v1::stream::stream)))
-                .service(web::resource("/events").route(web::get().to(v1::stream::poll)))
-                .service(
-                    web::resource("/events/stream").route(web::get().to(v1::stream::event_stream)),
-                )
-                .service(web::resource("/feed").route(web::get().to(v1::feed::feed)))
-                .service(
-                    web::resource("/notifications")
-                        .route(web::get().to(v1::notifications::notifications)),
-                )
-                .service(
-                    web::resource("/notifications/unread-count")
-                        .route(web::get().to(v1::notifications::unread_count)),
-                )
-                .service(
-                    web::resource("/notifications/read")
-                        .route(web::post().to(v1::notifications::mark_read)),
-                )
-                .service(web::resource("/me/blocks").route(web::get().to(v1::social::blocks)))
-                .service(
-                    web::resource("/users/{username}").route(web::get().to(v1::social::profile)),
-                )
-                .service(
-                    web::resource("/users/{id}/follow")
-                        .route(web::put().to(v1::social::follow))
-                        .route(web::delete().to(v1::social::unfollow)),
-                )
-                .service(
-                    web::resource("/users/{id}/block")
-                        .route(web::put().to(v1::social::block))
-                        .route(web::delete().to(v1::social::unblock)),
-                )
-                .service(
-                    web::resource("/users/{id}/followers")
-                        .route(web::get().to(v1::social::followers)),
-                )
-                .service(
-                    web::resource("/users/{id}/following")
-                        .route(web::get().to(v1::social::following)),
-                )
-                .service(
-                    web::resource("/users/{id}/posts").route(web::get().to(v1::posts::by_user)),
-                )
-                .service(web::resource("/posts").route(web::post().to(v1::posts::create)))
-                .service(
-                    web::resource("/posts/{id}")
-                        .route(web::get().to(v1::posts::get))
-                        .route(web::patch().to(v1::posts::edit))
-                        .route(web::delete().to(v1::posts::delete)),
-                )
-                .service(
-                    web::resource("/posts/{id}/history").route(web::get().to(v1::posts::history)),
-                )
-                .service(
-                    web::resource("/posts/{id}/comments")
-                        .route(web::get().to(v1::comments::for_post))
-                        .route(web::post().to(v1::comments::create)),
-                )
-                .service(
-                    web::resource("/posts/{id}/reactions")
-                        .route(web::get().to(v1::posts::reactions))
-                        .route(web::put().to(v1::posts::react))
-                        .route(web::delete().to(v1::posts::unreact)),
-                )
-                .service(web::resource("/posts/{id}/views").route(web::post().to(v1::posts::view)))
-                .service(
-                    web::resource("/comments/{id}")
-                        .route(web::get().to(v1::comments::get))
-                        .route(web::patch().to(v1::comments::edit))
-                        .route(web::delete().to(v1::comments::delete)),
-                )
-                .service(
-                    web::resource("/comments/{id}/replies")
-                        .route(web::get().to(v1::comments::replies)),
-                ),
-        )
+use self::routes::{op, Mount, Section};
+
+/// The route table: every operation the server answers, by its handler, in
+/// the order actix tries them. Each handler's `#[utoipa::path]` gives its
+/// method and path, and its operation in the OpenAPI document; operations
+/// on the same path share one resource, so another method gets 405 with
+/// `Allow`. The app registers, after these, `/docs`, `/openapi.json` and the
+/// web client's fallback.
+pub fn table() -> Vec<Section> {
+    vec![
+        Section {
+            mount: Mount::Root,
+            ops: vec![
+                op!(v1::ops::healthz),
+                op!(v1::ops::readyz),
+                // A key has slashes in it: actix's `{key:.*}`.
+                op!(v1::media::serve).tail().and_head(),
+                op!(web_client::root).and_head(),
+            ],
+        },
+        Section {
+            mount: Mount::Scope("/api/v1"),
+            ops: vec![
+                op!(v1::auth::register),
+                op!(v1::auth::login),
+                op!(v1::auth::refresh),
+                op!(v1::auth::logout),
+                op!(v1::auth::verify),
+                op!(v1::me::get),
+                op!(v1::me::update),
+                op!(v1::me::delete),
+                op!(v1::me::change_password),
+                op!(v1::me::list_api_keys),
+                op!(v1::me::create_api_key),
+                op!(v1::me::revoke_api_key),
+                op!(v1::media::upload),
+                op!(v1::stream::stream),
+                op!(v1::stream::poll),
+                op!(v1::stream::event_stream),
+                op!(v1::feed::feed),
+                op!(v1::notifications::notifications),
+                op!(v1::notifications::unread_count),
+                op!(v1::notifications::mark_read),
+                op!(v1::social::blocks),
+                op!(v1::social::profile),
+                op!(v1::social::follow),
+                op!(v1::social::unfollow),
+                op!(v1::social::block),
+                op!(v1::social::unblock),
+                op!(v1::social::followers),
+                op!(v1::social::following),
+                op!(v1::posts::by_user),
+                op!(v1::posts::create),
+                op!(v1::posts::get),
+                op!(v1::posts::edit),
+                op!(v1::posts::delete),
+                op!(v1::posts::history),
+                op!(v1::comments::for_post),
+                op!(v1::comments::create),
+                op!(v1::posts::reactions),
+                op!(v1::posts::react),
+                op!(v1::posts::unreact),
+                op!(v1::posts::view),
+                op!(v1::comments::get),
+                op!(v1::comments::edit),
+                op!(v1::comments::delete),
+                op!(v1::comments::replies),
+            ],
+        },
         // After `/api/v1`: the microblog-compatible API takes the rest of `/api`.
-        .configure(microblog::configure);
+        Section {
+            mount: Mount::Microblog,
+            ops: vec![
+                op!(microblog::feed),
+                op!(microblog::create_tweet),
+                op!(microblog::delete_tweet),
+                op!(microblog::like),
+                op!(microblog::unlike),
+                op!(microblog::upload),
+                // Before `/users/{id}`, which would otherwise take "me" for an id.
+                op!(microblog::me),
+                op!(microblog::user),
+                op!(microblog::follow),
+                op!(microblog::unfollow),
+            ],
+        },
+    ]
+}
+
+/// Registers [`table`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for section in table() {
+        section.mount(cfg);
+    }
+}
+
+/// `(method, path)` of every route [`configure`] registers, from the same
+/// registrations, with paths as the OpenAPI document writes them (for the
+/// test that each is documented).
+pub fn served() -> Vec<(Method, String)> {
+    table().iter().flat_map(Section::served).collect()
 }

@@ -1,39 +1,19 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the annotations of the handlers
+//! in the route table ([`crate::http::table`]).
 
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{Content, ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error::{IDEMPOTENCY_KEY, PROBLEM_JSON};
-use crate::http::microblog as compat;
-use crate::http::v1::{auth, comments, feed, me, media, notifications, ops, posts, social, stream};
-use crate::http::web_client as client;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Rookery", description = "A real-time social-media backend. Every error is an RFC 9457 problem document."),
-    paths(
-        ops::healthz, ops::readyz, client::root,
-        auth::register, auth::login, auth::refresh, auth::logout, auth::verify,
-        me::get, me::update, me::delete, me::change_password,
-        me::list_api_keys, me::create_api_key, me::revoke_api_key,
-        social::profile, social::follow, social::unfollow, social::followers, social::following,
-        social::block, social::unblock, social::blocks,
-        posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_user,
-        posts::react, posts::unreact, posts::reactions, posts::view,
-        stream::stream,
-        stream::poll,
-        stream::event_stream,
-        feed::feed, notifications::notifications, notifications::unread_count, notifications::mark_read,
-        comments::create, comments::for_post, comments::get, comments::replies, comments::edit, comments::delete,
-        media::upload, media::serve,
-        compat::feed, compat::create_tweet, compat::delete_tweet, compat::like, compat::unlike,
-        compat::upload, compat::me, compat::user, compat::follow, compat::unfollow,
-    ),
     components(schemas(crate::http::error::Problem, crate::domain::media::MediaView, crate::http::microblog::error::ErrorBody)),
-    modifiers(&Security, &CommonResponses, &ParametersAreNeverNull),
+    modifiers(&Operations, &Security, &CommonResponses, &ParametersAreNeverNull),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
         (name = "me", description = "The caller's own account"),
@@ -52,6 +32,20 @@ use crate::http::web_client as client;
     )
 )]
 pub struct ApiDoc;
+
+/// Every operation of the route table, with the schemas it refers to: what
+/// the app serves is what the document shows.
+struct Operations;
+
+impl Modify for Operations {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for section in crate::http::table() {
+            for op in &section.ops {
+                openapi.merge(op.document());
+            }
+        }
+    }
+}
 
 struct Security;
 
@@ -88,7 +82,9 @@ impl Modify for Security {
 ///   the key still running) and 422 (the key used for another request).
 ///
 /// An operation that documents one of these statuses itself keeps its own
-/// description. Operations under `/api` (not `/api/v1`) get the
+/// description. An error answer (4xx, 5xx) an operation declares without a
+/// body, as in `(status = 403, description = "Not the author")`, gets the
+/// error body. Operations under `/api` (not `/api/v1`) get the
 /// microblog-compatible error body instead of a problem document.
 struct CommonResponses;
 
@@ -138,21 +134,30 @@ fn is_microblog(path: &str) -> bool {
     path.starts_with("/api/") && !path.starts_with("/api/v1/")
 }
 
-fn common_response(description: &str, microblog: bool) -> Response {
+/// The error body of an API: a problem document, or the compat error body.
+fn error_body(microblog: bool) -> (&'static str, Content) {
     let (content_type, schema) = if microblog {
         ("application/json", "ErrorBody")
     } else {
         (PROBLEM_JSON, "Problem")
     };
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(schema)))
+        .build();
+    (content_type, content)
+}
+
+fn common_response(description: &str, microblog: bool) -> Response {
+    let (content_type, content) = error_body(microblog);
     ResponseBuilder::new()
         .description(description)
-        .content(
-            content_type,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name(schema)))
-                .build(),
-        )
+        .content(content_type, content)
         .build()
+}
+
+/// Whether `status` is an error answer (4xx or 5xx).
+fn is_error(status: &str) -> bool {
+    status.starts_with(['4', '5'])
 }
 
 /// The statuses the shared extractors can answer `operation` with.
@@ -220,8 +225,18 @@ impl Modify for CommonResponses {
             );
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let prefix = if is_microblog(path) { MICROBLOG } else { "" };
+            let microblog = is_microblog(path);
+            let prefix = if microblog { MICROBLOG } else { "" };
             for operation in operations(item) {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    match response {
+                        RefOr::T(response) if is_error(status) && response.content.is_empty() => {
+                            let (content_type, content) = error_body(microblog);
+                            response.content.insert(content_type.to_owned(), content);
+                        }
+                        _ => {}
+                    }
+                }
                 for status in common_statuses(operation) {
                     let Some((_, name, _)) = COMMON.iter().find(|(s, _, _)| *s == status) else {
                         continue;

@@ -32,14 +32,6 @@ const RESERVED: [&str; 7] = [
     "/metrics",
 ];
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .route(web::get().to(root))
-            .route(web::head().to(root)),
-    );
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceDescription {
     #[schema(example = "rookery")]

@@ -1,8 +1,10 @@
-//! The OpenAPI document against the server: the shared error responses, the
-//! constraints its schemas declare (checked against the validation code), and
-//! where schemathesis found the server accepting what the document refuses,
-//! each through a real client. scripts/schemathesis/run.sh runs schemathesis
-//! itself.
+//! The OpenAPI document against the server: every route of the route table
+//! documented, the shared error responses, the constraints its schemas
+//! declare (checked against the validation code), and where schemathesis
+//! found the server accepting what the document refuses, each through a real
+//! client. scripts/schemathesis/run.sh runs schemathesis itself.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use regex::{Regex, RegexBuilder};
 use rookery::domain::accounts::validate;
@@ -31,6 +33,89 @@ fn operations(doc: &Value) -> Vec<(&str, &str, &Value)> {
 
 fn is_microblog(path: &str) -> bool {
     path.starts_with("/api/") && !path.starts_with("/api/v1/")
+}
+
+/// A path of the document with a sample value for each parameter (a media
+/// key with a slash in it, as keys have).
+fn sample(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}').unwrap();
+        out.push_str(&rest[..open]);
+        out.push_str(match &rest[open + 1..close] {
+            "key" => "m/none.jpg",
+            "username" => "nobody",
+            _ => "1",
+        });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The route table's list of what it registers (not the document's), each
+/// route documented, each route really served, and nothing documented that
+/// is not served.
+#[actix_web::test]
+async fn every_route_of_the_table_is_served_and_documented() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    let served = rookery::http::served();
+    assert!(served.len() >= 50, "{served:?}");
+    let mut methods: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (method, path) in &served {
+        let what = format!("{method} {path}");
+        // HEAD is GET without the body: the GET documents it.
+        let documented = match method.as_str() {
+            "HEAD" => "get".to_owned(),
+            other => other.to_ascii_lowercase(),
+        };
+        assert!(
+            doc["paths"][path][&documented].is_object(),
+            "{what} is served but not documented"
+        );
+        methods.entry(path).or_default().insert(method.as_str());
+        // Routed by the app: neither the method refused nor the path unknown.
+        let res = app
+            .client
+            .request(method.as_str().parse().unwrap(), app.url(&sample(path)))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(res.status(), 405, "{what}");
+        let body = res.text().await.unwrap();
+        assert!(!body.contains("no route for"), "{what}: {body}");
+    }
+    for (method, path, _) in operations(&doc) {
+        assert!(
+            methods
+                .get(path)
+                .is_some_and(|m| m.contains(method.to_ascii_uppercase().as_str())),
+            "{method} {path} is documented but not served"
+        );
+    }
+    // The operations on a path share one resource: another method is a 405
+    // whose Allow names them all.
+    for (path, allowed) in methods {
+        let other = ["PATCH", "PUT", "DELETE", "POST", "GET"]
+            .into_iter()
+            .find(|m| !allowed.contains(m))
+            .unwrap();
+        let res = app
+            .client
+            .request(other.parse().unwrap(), app.url(&sample(path)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{other} {path}");
+        let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+        assert_eq!(
+            allow.split(", ").collect::<BTreeSet<_>>(),
+            allowed,
+            "{other} {path}: Allow: {allow}"
+        );
+    }
 }
 
 /// Asserts that `op` documents `status`: by the shared response `name`, or
@@ -73,6 +158,22 @@ async fn openapi_error_answers_are_shared_responses_on_every_operation_they_appl
         let what = format!("{method} {path}");
         let prefix = if is_microblog(path) { "Microblog" } else { "" };
         let name = |n: &str| format!("{prefix}{n}");
+        // Every error answer an operation describes itself has its API's
+        // error body.
+        let (content_type, schema) = if is_microblog(path) {
+            ("application/json", "ErrorBody")
+        } else {
+            ("application/problem+json", "Problem")
+        };
+        for (status, answer) in op["responses"].as_object().unwrap() {
+            if status.starts_with(['4', '5']) && answer.get("$ref").is_none() {
+                assert_eq!(
+                    answer["content"],
+                    json!({content_type: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}),
+                    "{what} {status}"
+                );
+            }
+        }
         if op["requestBody"]["content"]["application/json"].is_object() {
             json_bodies += 1;
             for (status, n) in [

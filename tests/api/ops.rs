@@ -93,53 +93,11 @@ async fn metrics_are_prometheus_text_by_route_and_status() {
 }
 
 #[actix_web::test]
-async fn openapi_documents_every_route_and_docs_are_served() {
+async fn openapi_and_docs_are_served() {
+    // That it documents every route: openapi::every_route_of_the_table_is_served_and_documented.
     let app = spawn_app().await;
     let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    let paths = doc["paths"].as_object().unwrap();
-    for path in [
-        "/healthz",
-        "/readyz",
-        "/api/v1/auth/register",
-        "/api/v1/auth/login",
-        "/api/v1/auth/refresh",
-        "/api/v1/auth/logout",
-        "/api/v1/auth/verify",
-        "/api/v1/me",
-        "/api/v1/me/password",
-        "/api/v1/me/api-keys",
-        "/api/v1/me/api-keys/{id}",
-        "/api/v1/users/{username}",
-        "/media/{key}",
-        "/api/v1/media",
-        "/api/v1/stream",
-        "/api/v1/events",
-        "/api/v1/events/stream",
-        "/api/v1/feed",
-        "/api/v1/notifications",
-        "/api/v1/notifications/unread-count",
-        "/api/v1/notifications/read",
-        "/api/v1/me/blocks",
-        "/api/v1/users/{id}/follow",
-        "/api/v1/users/{id}/block",
-        "/api/v1/users/{id}/followers",
-        "/api/v1/users/{id}/following",
-        "/api/v1/users/{id}/posts",
-        "/api/v1/posts",
-        "/api/v1/posts/{id}",
-        "/api/v1/posts/{id}/history",
-        "/api/v1/posts/{id}/comments",
-        "/api/v1/posts/{id}/reactions",
-        "/api/v1/posts/{id}/views",
-        "/api/v1/comments/{id}",
-        "/api/v1/comments/{id}/replies",
-    ] {
-        assert!(
-            paths.contains_key(path),
-            "{path} missing from the OpenAPI document"
-        );
-    }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 

@@ -11,7 +11,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use self::error::{CompatError, ErrorBody};
+use self::error::CompatError;
 use crate::app::state::AppState;
 use crate::domain::accounts::{auth, Principal};
 use crate::domain::idempotency::{self, Answer};
@@ -27,30 +27,17 @@ pub mod error;
 
 pub const TAG: &str = "microblog";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Where the API is served: everything under it that is not `/api/v1`.
+pub const PREFIX: &str = "/api";
+
+/// Mounts the API's scope, with `resources` (its part of the route table)
+/// in it: every answer under it, errors included, gets the compat shape,
+/// and a path no resource matches gets the compat 404.
+pub fn mount(cfg: &mut web::ServiceConfig, resources: impl FnOnce(&mut web::ServiceConfig)) {
     cfg.service(
-        web::scope("/api")
+        web::scope(PREFIX)
             .wrap(error::middleware())
-            .service(
-                web::resource("/tweets")
-                    .route(web::get().to(feed))
-                    .route(web::post().to(create_tweet)),
-            )
-            .service(web::resource("/tweets/{id}").route(web::delete().to(delete_tweet)))
-            .service(
-                web::resource("/tweets/{id}/likes")
-                    .route(web::post().to(like))
-                    .route(web::delete().to(unlike)),
-            )
-            .service(web::resource("/medias").route(web::post().to(upload)))
-            // Before `/users/{id}`, which would otherwise take "me" for an id.
-            .service(web::resource("/users/me").route(web::get().to(me)))
-            .service(web::resource("/users/{id}").route(web::get().to(user)))
-            .service(
-                web::resource("/users/{id}/follow")
-                    .route(web::post().to(follow))
-                    .route(web::delete().to(unfollow)),
-            )
+            .configure(resources)
             .default_service(web::to(not_found)),
     );
 }
@@ -162,8 +149,8 @@ impl FeedQuery {
     params(FeedQuery),
     responses(
         (status = 200, description = "The posts of the people the caller follows and the caller's own, most liked first, then newest", body = Tweets),
-        (status = 400, description = "offset or limit is not a positive integer", body = ErrorBody),
-        (status = 401, description = "No api-key header, or an unknown key", body = ErrorBody),
+        (status = 400, description = "offset or limit is not a positive integer"),
+        (status = 401, description = "No api-key header, or an unknown key"),
     ))]
 pub async fn feed(
     state: web::Data<AppState>,
@@ -183,7 +170,7 @@ pub async fn feed(
     request_body = NewTweet,
     responses(
         (status = 201, body = TweetCreated),
-        (status = 422, description = "Empty or too long text, a missing field, too many or unusable media", body = ErrorBody),
+        (status = 422, description = "Empty or too long text, a missing field, too many or unusable media"),
     ))]
 pub async fn create_tweet(
     req: HttpRequest,
@@ -211,8 +198,8 @@ pub async fn create_tweet(
     params(("id" = i64, Path)),
     responses(
         (status = 200, body = Done),
-        (status = 403, description = "Someone else's tweet", body = ErrorBody),
-        (status = 404, description = "No such tweet, or deleted, or hidden from the caller", body = ErrorBody),
+        (status = 403, description = "Someone else's tweet"),
+        (status = 404, description = "No such tweet, or deleted, or hidden from the caller"),
     ))]
 pub async fn delete_tweet(
     state: web::Data<AppState>,
@@ -227,7 +214,7 @@ pub async fn delete_tweet(
     params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Liked (idempotent): the native `like` reaction, replacing another reaction of the caller", body = Done),
-        (status = 404, body = ErrorBody),
+        (status = 404),
     ))]
 pub async fn like(
     req: HttpRequest,
@@ -252,7 +239,7 @@ pub async fn like(
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "Not liked (idempotent); another kind of reaction is left alone", body = Done),
-        (status = 404, body = ErrorBody),
+        (status = 404),
     ))]
 pub async fn unlike(
     state: web::Data<AppState>,
@@ -268,10 +255,10 @@ pub async fn unlike(
     request_body(content((UploadForm = "multipart/form-data", encoding(("file" = (content_type = "image/jpeg, image/png, image/gif, image/webp")))))),
     responses(
         (status = 201, description = "Stored without metadata, as `POST /api/v1/media` does; attach it to a tweet within 24 hours", body = MediaCreated),
-        (status = 413, description = "The file is over ROOKERY_MEDIA_MAX_BYTES", body = ErrorBody),
-        (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body", body = ErrorBody),
-        (status = 422, description = "No `file` field, or a truncated or corrupt image", body = ErrorBody),
-        (status = 503, description = "Media storage is unavailable", body = ErrorBody),
+        (status = 413, description = "The file is over ROOKERY_MEDIA_MAX_BYTES"),
+        (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body"),
+        (status = 422, description = "No `file` field, or a truncated or corrupt image"),
+        (status = 503, description = "Media storage is unavailable"),
     ))]
 pub async fn upload(
     req: HttpRequest,
@@ -307,7 +294,7 @@ pub async fn me(
     params(("id" = i64, Path)),
     responses(
         (status = 200, body = UserAnswer),
-        (status = 404, description = "No such user, or a block stands", body = ErrorBody),
+        (status = 404, description = "No such user, or a block stands"),
     ))]
 pub async fn user(
     state: web::Data<AppState>,
@@ -324,8 +311,8 @@ pub async fn user(
     params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = Done),
-        (status = 404, description = "No such user, or a block stands", body = ErrorBody),
-        (status = 422, description = "Following yourself", body = ErrorBody),
+        (status = 404, description = "No such user, or a block stands"),
+        (status = 422, description = "Following yourself"),
     ))]
 pub async fn follow(
     req: HttpRequest,
@@ -350,7 +337,7 @@ pub async fn follow(
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "Not following (idempotent)", body = Done),
-        (status = 404, description = "No such user, or a block stands", body = ErrorBody),
+        (status = 404, description = "No such user, or a block stands"),
     ))]
 pub async fn unfollow(
     state: web::Data<AppState>,

@@ -9,7 +9,7 @@ use crate::domain::accounts::signin::{self, TokenPair};
 use crate::domain::accounts::tokens::Claims;
 use crate::domain::accounts::users::{self, NewAccount};
 use crate::domain::accounts::{Account, Role};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{client_address, Auth, JsonObject};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,9 +74,9 @@ pub struct VerifyResponse {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = Account),
-        (status = 409, description = "Username or email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many registrations from this address; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username or email taken"),
+        (status = 422, description = "Invalid fields"),
+        (status = 429, description = "Too many registrations from this address; see Retry-After"),
     ))]
 pub async fn register(
     req: HttpRequest,
@@ -109,9 +109,9 @@ pub async fn register(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
-        (status = 401, description = "Wrong login or password (the same answer for both)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Account suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong login or password (the same answer for both)"),
+        (status = 403, description = "Account suspended"),
+        (status = 429, description = "Too many attempts; see Retry-After"),
     ))]
 pub async fn login(
     req: HttpRequest,
@@ -134,7 +134,7 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPair),
-        (status = 401, description = "Invalid, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token"),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -159,7 +159,7 @@ pub async fn logout(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The credential is valid", body = VerifyResponse),
-        (status = 401, description = "Missing, expired, tampered or revoked credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, expired, tampered or revoked credential"),
     ))]
 pub async fn verify(Auth(p): Auth) -> web::Json<VerifyResponse> {
     web::Json(VerifyResponse {

@@ -6,9 +6,10 @@ use crate::app::state::AppState;
 use crate::domain::comments::{self, CommentView, Thread};
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
-use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Auth, JsonObject, MaybeAuth};
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, JsonObject, MaybeAuth, PageOf};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
+use crate::http::v1::PageAnswer;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateCommentRequest {
@@ -33,7 +34,7 @@ pub struct EditCommentRequest {
 
 #[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), IdempotencyKey), request_body = CreateCommentRequest,
-    responses((status = 201, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = CommentView), (status = 404), (status = 422)))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -57,27 +58,14 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn for_post(
-    state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<CommentView>>, ApiError> {
-    Ok(web::Json(
-        comments::list(
-            &state.db,
-            viewer.user_id(),
-            Thread::Post(id.into_inner()),
-            &page,
-        )
-        .await?,
-    ))
+    responses((status = 200, description = "Top-level comments, oldest first", body = Page<CommentView>), (status = 404)))]
+pub async fn for_post(state: web::Data<AppState>, list: PageOf) -> PageAnswer<CommentView> {
+    thread(&state, list, Thread::Post).await
 }
 
 #[utoipa::path(get, path = "/api/v1/comments/{id}", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = CommentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CommentView), (status = 404)))]
 pub async fn get(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -90,27 +78,24 @@ pub async fn get(
 
 #[utoipa::path(get, path = "/api/v1/comments/{id}/replies", tag = "comments", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn replies(
-    state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<CommentView>>, ApiError> {
-    Ok(web::Json(
-        comments::list(
-            &state.db,
-            viewer.user_id(),
-            Thread::Replies(id.into_inner()),
-            &page,
-        )
-        .await?,
-    ))
+    responses((status = 200, description = "Replies, oldest first", body = Page<CommentView>), (status = 404)))]
+pub async fn replies(state: web::Data<AppState>, list: PageOf) -> PageAnswer<CommentView> {
+    thread(&state, list, Thread::Replies).await
+}
+
+/// A page of a thread: a post's top-level comments or a comment's replies.
+async fn thread(
+    state: &AppState,
+    (viewer, id, page): PageOf,
+    thread: fn(i64) -> Thread,
+) -> PageAnswer<CommentView> {
+    let list = comments::list(&state.db, viewer.user_id(), thread(*id), &page);
+    Ok(web::Json(list.await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)), request_body = EditCommentRequest,
-    responses((status = 200, body = CommentView), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = CommentView), (status = 403), (status = 404)))]
 pub async fn edit(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -131,7 +116,7 @@ pub async fn edit(
 
 #[utoipa::path(delete, path = "/api/v1/comments/{id}", tag = "comments", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted, with its replies"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Deleted, with its replies"), (status = 403), (status = 404)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Auth(p): Auth,

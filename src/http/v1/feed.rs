@@ -5,13 +5,13 @@ use crate::app::state::AppState;
 use crate::domain::feed::{self, FeedParams};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::posts::PostView;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::Auth;
 
 #[utoipa::path(get, path = "/api/v1/feed", tag = "feed", security(("bearer" = []), ("api_key" = [])),
     params(FeedParams, PageParams),
     responses((status = 200, description = "Posts of the people the caller follows, and the caller's own", body = Page<PostView>),
-              (status = 400, description = "Malformed cursor or order", body = Problem, content_type = "application/problem+json")))]
+              (status = 400, description = "Malformed cursor or order")))]
 pub async fn feed(
     state: web::Data<AppState>,
     Auth(p): Auth,

@@ -7,7 +7,7 @@ use crate::domain::accounts::api_keys::{self, ApiKey, CreatedApiKey};
 use crate::domain::accounts::signin::TokenPair;
 use crate::domain::accounts::users::{self, ProfileChange};
 use crate::domain::accounts::Account;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{client_address, Auth, JsonObject};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,7 +60,7 @@ pub async fn get(
 
 #[utoipa::path(patch, path = "/api/v1/me", tag = "me", security(("bearer" = []), ("api_key" = [])),
     request_body = UpdateProfileRequest,
-    responses((status = 200, body = Account), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Account), (status = 422)))]
 pub async fn update(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -80,8 +80,8 @@ pub async fn update(
     request_body = DeleteAccountRequest,
     responses(
         (status = 204, description = "Personal data erased, every token and key revoked"),
-        (status = 422, description = "Wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong password"),
+        (status = 429, description = "Too many password attempts; see Retry-After"),
     ))]
 pub async fn delete(
     req: HttpRequest,
@@ -106,8 +106,8 @@ pub async fn delete(
     request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "Changed; every other session is signed out, and this one gets new tokens", body = TokenPair),
-        (status = 422, description = "Wrong current password or unacceptable new one", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password or unacceptable new one"),
+        (status = 429, description = "Too many password attempts; see Retry-After"),
     ))]
 pub async fn change_password(
     req: HttpRequest,
@@ -143,7 +143,7 @@ pub async fn list_api_keys(
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "The key, shown this once", body = CreatedApiKey),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422),
     ))]
 pub async fn create_api_key(
     state: web::Data<AppState>,
@@ -156,7 +156,7 @@ pub async fn create_api_key(
 
 #[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "api-keys", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path, description = "The key's id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Revoked"), (status = 404)))]
 pub async fn revoke_api_key(
     state: web::Data<AppState>,
     Auth(p): Auth,

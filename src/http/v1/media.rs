@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::app::state::AppState;
 use crate::domain::idempotency::Answer;
 use crate::domain::media::{storage, Media, MediaError, MAX_PER_POST};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::Auth;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 
@@ -55,10 +55,10 @@ pub struct UploadForm {
     request_body(content((UploadForm = "multipart/form-data", encoding(("file" = (content_type = "image/jpeg, image/png, image/gif, image/webp")))))),
     responses(
         (status = 201, description = "Stored, without metadata; attach it to a post within 24 hours or it is deleted", body = Media),
-        (status = 413, description = "The file is over the limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No `file` field, or the image is truncated, corrupt or too large to decode", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Media storage is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is over the limit"),
+        (status = 415, description = "Not a JPEG, PNG, GIF or WebP image, or not a multipart body"),
+        (status = 422, description = "No `file` field, or the image is truncated, corrupt or too large to decode"),
+        (status = 503, description = "Media storage is unavailable"),
     ))]
 pub async fn upload(
     req: HttpRequest,
@@ -81,7 +81,7 @@ pub async fn upload(
     params(("key" = String, Path, description = "The object key, as in the upload's `url`, e.g. `m/<random>.jpg`")),
     responses(
         (status = 200, description = "The image, cacheable forever", content(("image/jpeg"), ("image/png"))),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 404),
     ))]
 pub async fn serve(
     state: web::Data<AppState>,

@@ -13,6 +13,10 @@ pub mod posts;
 pub mod social;
 pub mod stream;
 
+/// The answer of a handler of a page of a list.
+pub(crate) type PageAnswer<T> =
+    Result<actix_web::web::Json<crate::domain::pagination::Page<T>>, crate::http::error::ApiError>;
+
 /// For JSON fields where absent (leave alone) differs from `null` (clear).
 pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 use crate::app::state::AppState;
 use crate::domain::notifications::{self, MarkRead, NotificationParams, NotificationView};
 use crate::domain::pagination::{Page, PageParams};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract::{Auth, JsonObject};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,7 +41,7 @@ pub async fn unread_count(
 #[utoipa::path(post, path = "/api/v1/notifications/read", tag = "notifications", security(("bearer" = []), ("api_key" = [])),
     request_body = MarkRead,
     responses((status = 200, description = "The unread count afterwards", body = UnreadCount),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 422)))]
 pub async fn mark_read(
     state: web::Data<AppState>,
     Auth(p): Auth,

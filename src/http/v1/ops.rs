@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::state::AppState;
-use crate::http::error::{ApiError, Problem, PROBLEM_JSON};
+use crate::http::error::{ApiError, PROBLEM_JSON};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -62,7 +62,7 @@ async fn check_redis(client: &redis::Client) -> Result<(), String> {
 
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "Postgres (and Redis, when configured) reachable", body = Readiness),
-    (status = 503, description = "A dependency is down", body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "A dependency is down"),
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let postgres = check_postgres(&state).await;

@@ -7,9 +7,10 @@ use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::posts::reactions::{self, Reactor};
 use crate::domain::posts::{self, PostVersion, PostView, ReactionKind};
-use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Auth, JsonObject, MaybeAuth};
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, JsonObject, MaybeAuth, PageOf};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
+use crate::http::v1::PageAnswer;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
@@ -58,7 +59,7 @@ pub struct ViewCount {
     request_body = CreatePostRequest,
     responses(
         (status = 201, body = PostView),
-        (status = 422, description = "Empty or too long text, too many or unusable media", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Empty or too long text, too many or unusable media"),
     ))]
 pub async fn create(
     req: HttpRequest,
@@ -80,7 +81,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = PostView), (status = 404, description = "Absent, deleted or blocked", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PostView), (status = 404, description = "Absent, deleted or blocked")))]
 pub async fn get(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -95,9 +96,9 @@ pub async fn get(
     params(("id" = i64, Path)), request_body = EditPostRequest,
     responses(
         (status = 200, body = PostView),
-        (status = 403, description = "Not the author", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the author"),
+        (status = 404),
+        (status = 422),
     ))]
 pub async fn edit(
     state: web::Data<AppState>,
@@ -116,8 +117,8 @@ pub async fn edit(
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "Deleted, with its comments"),
-        (status = 403, description = "Neither the author nor a moderator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the author nor a moderator"),
+        (status = 404),
     ))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -130,7 +131,7 @@ pub async fn delete(
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}/history", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, description = "Every version, oldest first", body = Vec<PostVersion>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Every version, oldest first", body = Vec<PostVersion>), (status = 404)))]
 pub async fn history(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -143,28 +144,18 @@ pub async fn history(
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, body = Page<PostView>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<PostView>), (status = 404)))]
 pub async fn by_user(
     state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<PostView>>, ApiError> {
-    Ok(web::Json(
-        posts::by_user(
-            &state.db,
-            &state.media,
-            viewer.user_id(),
-            id.into_inner(),
-            &page,
-        )
-        .await?,
-    ))
+    (viewer, id, page): PageOf,
+) -> PageAnswer<PostView> {
+    let list = posts::by_user(&state.db, &state.media, viewer.user_id(), *id, &page);
+    Ok(web::Json(list.await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), IdempotencyKey), request_body = ReactRequest,
-    responses((status = 200, description = "The post with its counts", body = PostView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, description = "Unknown kind", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The post with its counts", body = PostView), (status = 404), (status = 422, description = "Unknown kind")))]
 pub async fn react(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -186,7 +177,7 @@ pub async fn react(
 }
 
 #[utoipa::path(delete, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = i64, Path)), responses((status = 204, description = "No reaction (idempotent)"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    params(("id" = i64, Path)), responses((status = 204, description = "No reaction (idempotent)"), (status = 404)))]
 pub async fn unreact(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -198,7 +189,7 @@ pub async fn unreact(
 
 #[utoipa::path(get, path = "/api/v1/posts/{id}/reactions", tag = "reactions", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), ReactionFilter, PageParams),
-    responses((status = 200, body = Page<Reactor>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<Reactor>), (status = 404)))]
 pub async fn reactions(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -220,7 +211,7 @@ pub async fn reactions(
 
 #[utoipa::path(post, path = "/api/v1/posts/{id}/views", tag = "reactions", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = ViewCount), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ViewCount), (status = 404)))]
 pub async fn view(
     state: web::Data<AppState>,
     Auth(p): Auth,

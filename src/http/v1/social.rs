@@ -4,13 +4,14 @@ use crate::app::state::AppState;
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::social::{self, BlockedUser, Direction, PublicProfile};
-use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Auth, MaybeAuth};
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, MaybeAuth, PageOf};
 use crate::http::v1::idempotent::{self, IdempotencyKey};
+use crate::http::v1::PageAnswer;
 
 #[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", security((), ("bearer" = []), ("api_key" = [])),
     params(("username" = String, Path, pattern = r"^[^\u0000]*$")),
-    responses((status = 200, body = PublicProfile), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PublicProfile), (status = 404)))]
 pub async fn profile(
     state: web::Data<AppState>,
     viewer: MaybeAuth,
@@ -25,8 +26,8 @@ pub async fn profile(
     params(("id" = i64, Path), IdempotencyKey),
     responses(
         (status = 200, description = "Following (idempotent)", body = PublicProfile),
-        (status = 404, description = "No such user, or a block stands", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Following yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user, or a block stands"),
+        (status = 422, description = "Following yourself"),
     ))]
 pub async fn follow(
     req: HttpRequest,
@@ -60,52 +61,34 @@ pub async fn unfollow(
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/followers", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
-pub async fn followers(
-    state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
-    Ok(web::Json(
-        social::follow_list(
-            &state.db,
-            viewer.user_id(),
-            id.into_inner(),
-            Direction::Followers,
-            &page,
-        )
-        .await?,
-    ))
+    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor")))]
+pub async fn followers(state: web::Data<AppState>, list: PageOf) -> PageAnswer<PublicProfile> {
+    follow_list(&state, list, Direction::Followers).await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/following", tag = "social", security((), ("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path), PageParams),
-    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor", body = Problem, content_type = "application/problem+json")))]
-pub async fn following(
-    state: web::Data<AppState>,
-    viewer: MaybeAuth,
-    id: web::Path<i64>,
-    page: web::Query<PageParams>,
-) -> Result<web::Json<Page<PublicProfile>>, ApiError> {
-    Ok(web::Json(
-        social::follow_list(
-            &state.db,
-            viewer.user_id(),
-            id.into_inner(),
-            Direction::Following,
-            &page,
-        )
-        .await?,
-    ))
+    responses((status = 200, body = Page<PublicProfile>), (status = 400, description = "Malformed cursor")))]
+pub async fn following(state: web::Data<AppState>, list: PageOf) -> PageAnswer<PublicProfile> {
+    follow_list(&state, list, Direction::Following).await
+}
+
+/// A page of the users who follow a user, or whom a user follows.
+async fn follow_list(
+    state: &AppState,
+    (viewer, id, page): PageOf,
+    direction: Direction,
+) -> PageAnswer<PublicProfile> {
+    let list = social::follow_list(&state.db, viewer.user_id(), *id, direction, &page);
+    Ok(web::Json(list.await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/users/{id}/block", tag = "social", security(("bearer" = []), ("api_key" = [])),
     params(("id" = i64, Path)),
     responses(
         (status = 204, description = "Blocked (idempotent); follows both ways removed"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Blocking yourself", body = Problem, content_type = "application/problem+json"),
+        (status = 404),
+        (status = 422, description = "Blocking yourself"),
     ))]
 pub async fn block(
     state: web::Data<AppState>,

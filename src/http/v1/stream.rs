@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::state::AppState;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::extract;
 
 /// Events one long poll answers with at most.
@@ -52,8 +52,8 @@ fn bad_position(name: &str) -> ApiError {
     params(StreamParams),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, description = "Not a WebSocket upgrade", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a WebSocket upgrade"),
+        (status = 401, description = "No valid credential"),
     ))]
 pub async fn stream(
     req: HttpRequest,
@@ -133,8 +133,8 @@ fn events_page<'a>(
     params(PollParams),
     responses(
         (status = 200, description = "Events after `after` (possibly none)", body = EventsPage),
-        (status = 400, description = "A bad `after` or `wait`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad `after` or `wait`"),
+        (status = 401, description = "No valid credential"),
     ))]
 pub async fn poll(
     req: HttpRequest,
@@ -216,8 +216,8 @@ pub async fn poll(
     params(StreamParams, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id (sent by browsers on reconnect)")),
     responses(
         (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream"),
-        (status = 400, description = "A bad Last-Event-ID", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad Last-Event-ID"),
+        (status = 401, description = "No valid credential"),
     ))]
 pub async fn event_stream(
     req: HttpRequest,
