@@ -54,28 +54,43 @@ pub async fn connect_to(address: &str, token: &str, last_event_id: Option<i64>) 
 /// The next JSON event, skipping control frames; fails after 30 s (generous:
 /// a loaded CI machine is slow, and a hang fails all the same).
 pub async fn next_event(ws: &mut Ws) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("an event within 30 s")
-            .expect("the stream is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
+    within_30s(async {
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .expect("the stream is open")
+                .expect("a valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
         }
-    }
+    })
+    .await
 }
 
 /// The next event of type `kind`, skipping others (notifications interleave).
 pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let event = next_event(ws).await;
-        if event["type"] == kind {
-            return event;
+    within_30s(async {
+        loop {
+            let event = next_event(ws).await;
+            if event["type"] == kind {
+                return event;
+            }
         }
-    }
+    })
+    .await
+}
+
+/// One deadline for the whole wait: the server's heartbeat pings, or events
+/// of other types, must not keep a test waiting for ever on an event that
+/// never comes.
+async fn within_30s<T>(wait: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .expect("the awaited event within 30 s")
 }
 
 /// The close frame's code, reading past anything before it.

@@ -111,8 +111,11 @@ impl EventHandler for FeedHandler {
                 author_id,
                 ..
             } => {
+                // The comment itself, as moderation left it; who may see it
+                // (the post's visibility to each subscriber, blocks with its
+                // author) the gate decides at delivery.
                 let text = sqlx::query_scalar!(
-                    "SELECT text FROM comments WHERE id = $1 AND hidden_at IS NULL",
+                    "SELECT text FROM comments WHERE id = $1 AND deleted_at IS NULL AND hidden_at IS NULL",
                     comment_id
                 )
                 .fetch_optional(&mut *tx)
@@ -306,15 +309,17 @@ impl FeedHandler {
 }
 
 /// What a `feed.post` or `post.updated` event carries: enough to show the
-/// post. `None` when it is gone or hidden by moderation: nothing is pushed.
+/// post. `None` when nobody may see it (`visible_posts` as an anonymous
+/// viewer: deleted, hidden by moderation, or by an inactive author): nothing
+/// is pushed. Per-viewer blocks are screened at delivery.
 async fn post_summary(
     tx: &mut PgConnection,
     post_id: i64,
 ) -> Result<Option<serde_json::Value>, sqlx::Error> {
     let row = sqlx::query!(
         "SELECT p.id, p.text, p.created_at, p.edited_at, u.id AS author_id, u.username, u.display_name
-         FROM posts p JOIN users u ON u.id = p.author_id
-         WHERE p.id = $1 AND p.deleted_at IS NULL AND p.hidden_at IS NULL",
+         FROM visible_posts(NULL) p JOIN users u ON u.id = p.author_id
+         WHERE p.id = $1",
         post_id
     )
     .fetch_optional(&mut *tx)

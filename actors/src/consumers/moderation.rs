@@ -186,25 +186,25 @@ async fn set_hidden(
     Ok(())
 }
 
-/// Whether a post is hidden by moderation (for the supervisors that follow).
-pub async fn post_hidden(tx: &mut PgConnection, post_id: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT hidden_at IS NOT NULL AS "hidden!" FROM posts WHERE id = $1"#,
+/// Whether anyone may still see a post (`visible_posts` as an anonymous
+/// viewer: not deleted, not hidden by moderation, its author active), for
+/// the supervisors that follow moderation. Per-viewer blocks are screened at
+/// delivery.
+pub async fn post_shown(tx: &mut PgConnection, post_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM visible_posts(NULL) p WHERE p.id = $1) AS "shown!""#,
         post_id
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .unwrap_or(false))
+    .fetch_one(&mut *tx)
+    .await
 }
 
-/// Whether a comment, or the post it is on, is hidden by moderation.
-pub async fn comment_hidden(tx: &mut PgConnection, comment_id: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT (c.hidden_at IS NOT NULL OR p.hidden_at IS NOT NULL) AS "hidden!"
-           FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = $1"#,
+/// The same for a comment (`visible_comments`: its post shown too).
+pub async fn comment_shown(tx: &mut PgConnection, comment_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM visible_comments(NULL) c WHERE c.id = $1) AS "shown!""#,
         comment_id
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .unwrap_or(false))
+    .fetch_one(&mut *tx)
+    .await
 }

@@ -153,7 +153,7 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 parent_author_id,
             } => {
-                if moderation::comment_hidden(work.tx, comment_id).await? {
+                if !moderation::comment_shown(work.tx, comment_id).await? {
                     return Ok(());
                 }
                 if let Some(parent_author) = parent_author_id {
@@ -185,7 +185,7 @@ impl EventHandler for NotificationHandler {
                 author_id,
                 user_id,
             } => {
-                if moderation::post_hidden(work.tx, post_id).await? {
+                if !moderation::post_shown(work.tx, post_id).await? {
                     return Ok(());
                 }
                 let mut n = base(
