@@ -1,8 +1,8 @@
-//! Startup and what every part shares: settings become an [`state::AppState`]
-//! (the pool, the engine, the hasher, the throttles), telemetry and metrics.
+//! Startup: [`startup`] turns the settings into the state every handler gets
+//! ([`crate::http::state::AppState`]: the pool, the engine, the hasher, the
+//! throttles) and a bound server; the pool, telemetry and metrics.
 
 pub mod db;
 pub mod metrics;
 pub mod startup;
-pub mod state;
 pub mod telemetry;

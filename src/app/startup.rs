@@ -16,7 +16,6 @@ use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::metrics::{PoolCollector, SupervisorCollector};
-use crate::app::state::AppState;
 use crate::app::{db, telemetry};
 use crate::config::{CorsOrigins, Settings};
 use crate::domain::accounts::throttle::Throttle;
@@ -24,6 +23,7 @@ use crate::domain::accounts::{JwtKeys, PasswordHasher};
 use crate::domain::events::EventSink;
 use crate::domain::media::{self, MediaService};
 use crate::http::error;
+use crate::http::state::AppState;
 use crate::http::web_client;
 use crate::http::{self, openapi};
 use rookery_actors::consumers::analyzer::Analyzer;

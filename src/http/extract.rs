@@ -10,10 +10,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::app::state::AppState;
 use crate::domain::accounts::{auth, Principal};
 use crate::domain::pagination::PageParams;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 pub const API_KEY_HEADER: &str = "api-key";
 

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod microblog;
 pub mod openapi;
 pub mod routes;
+pub mod state;
 pub mod v1;
 pub mod web_client;
 

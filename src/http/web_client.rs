@@ -10,8 +10,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::http::error::{self, ApiError};
+use crate::http::state::AppState;
 
 const INDEX: &str = "index.html";
 /// The entry page names the current assets: browsers revalidate it each time

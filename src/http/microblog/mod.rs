@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use self::error::CompatError;
-use crate::app::state::AppState;
 use crate::domain::accounts::{auth, Principal};
 use crate::domain::idempotency::{self, Answer};
 use crate::domain::microblog::{self, FeedSlice, Tweet, User};
@@ -20,6 +19,7 @@ use crate::domain::pagination::DEFAULT_LIMIT;
 use crate::domain::posts::{self, reactions, ReactionKind};
 use crate::domain::social;
 use crate::http::extract::{JsonObject, API_KEY_HEADER};
+use crate::http::state::AppState;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 use crate::http::v1::media::{read_file_field, UploadForm};
 

@@ -3,7 +3,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::domain::accounts::auth::AuthMethod;
 use crate::domain::accounts::signin::{self, TokenPair};
 use crate::domain::accounts::tokens::Claims;
@@ -11,6 +10,7 @@ use crate::domain::accounts::users::{self, NewAccount};
 use crate::domain::accounts::{Account, Role};
 use crate::http::error::ApiError;
 use crate::http::extract::{client_address, Auth, JsonObject};
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {

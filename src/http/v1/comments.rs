@@ -2,12 +2,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::domain::comments::{self, CommentView, Thread};
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, JsonObject, MaybeAuth, PageOf};
+use crate::http::state::AppState;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 use crate::http::v1::PageAnswer;
 

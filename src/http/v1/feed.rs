@@ -1,12 +1,12 @@
 use actix_web::web;
 use rookery_actors::consumers::feed::FeedOrder;
 
-use crate::app::state::AppState;
 use crate::domain::feed::{self, FeedParams};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::posts::PostView;
 use crate::http::error::ApiError;
 use crate::http::extract::Auth;
+use crate::http::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/feed", tag = "feed", security(("bearer" = []), ("api_key" = [])),
     params(FeedParams, PageParams),

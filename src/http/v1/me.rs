@@ -2,13 +2,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::domain::accounts::api_keys::{self, ApiKey, CreatedApiKey};
 use crate::domain::accounts::signin::TokenPair;
 use crate::domain::accounts::users::{self, ProfileChange};
 use crate::domain::accounts::Account;
 use crate::http::error::ApiError;
 use crate::http::extract::{client_address, Auth, JsonObject};
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {

@@ -7,11 +7,11 @@ use utoipa::openapi::schema::{
 };
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::domain::idempotency::Answer;
 use crate::domain::media::{storage, Media, MediaError, MAX_PER_POST};
 use crate::http::error::ApiError;
 use crate::http::extract::Auth;
+use crate::http::state::AppState;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 
 /// Room for the multipart framing (boundary lines, part headers) around the

@@ -2,11 +2,11 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::domain::notifications::{self, MarkRead, NotificationParams, NotificationView};
 use crate::domain::pagination::{Page, PageParams};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, JsonObject};
+use crate::http::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UnreadCount {

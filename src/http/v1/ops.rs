@@ -4,8 +4,8 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::state::AppState;
 use crate::http::error::{ApiError, PROBLEM_JSON};
+use crate::http::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 

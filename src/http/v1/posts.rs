@@ -2,13 +2,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::state::AppState;
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::posts::reactions::{self, Reactor};
 use crate::domain::posts::{self, PostVersion, PostView, ReactionKind};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, JsonObject, MaybeAuth, PageOf};
+use crate::http::state::AppState;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 use crate::http::v1::PageAnswer;
 

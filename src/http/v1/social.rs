@@ -1,11 +1,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::app::state::AppState;
 use crate::domain::idempotency::{self, Answer, Done};
 use crate::domain::pagination::{Page, PageParams};
 use crate::domain::social::{self, BlockedUser, Direction, PublicProfile};
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, MaybeAuth, PageOf};
+use crate::http::state::AppState;
 use crate::http::v1::idempotent::{self, IdempotencyKey};
 use crate::http::v1::PageAnswer;
 

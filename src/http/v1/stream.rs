@@ -13,9 +13,9 @@ use rookery_actors::delivery::session::{self, ConnKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::state::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract;
+use crate::http::state::AppState;
 
 /// Events one long poll answers with at most.
 pub const POLL_MAX_EVENTS: usize = 100;
