@@ -440,3 +440,58 @@ async fn an_authors_block_hides_their_content_from_the_blocked() {
 async fn a_viewers_block_hides_the_blocked_authors_content() {
     matrix(Condition::ViewerBlocksAuthor).await;
 }
+
+/// A post's mentions follow the rule for users: someone across a block from
+/// the viewer, or no longer active, is left out of the list, as their
+/// profile is (the post itself stays).
+#[actix_web::test]
+async fn mentions_leave_out_users_the_viewer_may_not_see() {
+    let app = spawn_app_with(|_| {}).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    let post = id(app
+        .create_post(&carol.access, "hello @alice and @dave")
+        .await);
+    let mentioned = |token: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .get(&format!("/api/v1/posts/{post}"), Some(&token))
+                .await;
+            assert_eq!(res.status(), 200);
+            let post: Value = res.json().await.unwrap();
+            let mut names: Vec<String> = post["mentions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["username"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(mentioned(bob.access.clone()).await, ["alice", "dave"]);
+
+    // Alice blocks bob: bob no longer sees her in the list; carol still does.
+    let res = app
+        .put(
+            &format!("/api/v1/users/{}/block", bob.id),
+            Some(&alice.access),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status().is_success());
+    assert_eq!(mentioned(bob.access.clone()).await, ["dave"]);
+    assert_eq!(mentioned(carol.access.clone()).await, ["alice", "dave"]);
+
+    // Dave is suspended: nobody sees him there.
+    sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
+        .bind(dave.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(mentioned(carol.access.clone()).await, ["alice"]);
+    assert_eq!(mentioned(bob.access.clone()).await, Vec::<String>::new());
+}

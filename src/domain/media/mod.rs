@@ -222,10 +222,25 @@ impl MediaService {
                 return Err(e.into());
             }
         };
+        // The row rolls back with the caller's transaction on any error from
+        // here, so the objects go with it.
+        let urls = async {
+            Ok::<_, StorageError>((
+                self.storage.url(&key).await?,
+                self.storage.url(&thumb_key).await?,
+            ))
+        };
+        let (url, thumbnail_url) = match urls.await {
+            Ok(urls) => urls,
+            Err(e) => {
+                self.discard(&[&key, &thumb_key]).await;
+                return Err(e.into());
+            }
+        };
         let media = Media {
             id,
-            url: self.storage.url(&key).await?,
-            thumbnail_url: self.storage.url(&thumb_key).await?,
+            url,
+            thumbnail_url,
             width,
             height,
             blurhash: image.blurhash,

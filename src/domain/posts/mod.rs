@@ -228,7 +228,7 @@ async fn rows(
                       AS "hashtags!",
                   (SELECT coalesce(json_agg(json_build_object('id', mu.id, 'username', mu.username)
                                             ORDER BY mu.username), '[]')
-                   FROM post_mentions m JOIN users mu ON mu.id = m.user_id AND mu.status = 'active'
+                   FROM post_mentions m JOIN visible_users($2) mu ON mu.id = m.user_id
                    WHERE m.post_id = p.id) AS "mentions!: Json<Vec<Mention>>",
                   (SELECT coalesce(json_object_agg(k.kind, k.n), '{}')
                    FROM (SELECT r.kind, count(*) AS n FROM reactions r WHERE r.post_id = p.id
