@@ -12,8 +12,9 @@
 //! - [`delivery`]: the per-user event log, the cross-node bus, the registry
 //!   and the per-user session actors with their transports.
 //!
-//! [`Engine`] starts all of it; the server crate holds no handler state of
-//! its own beyond it.
+//! - [`db_error`]: how database errors are told apart (a lost connection).
+//!
+//! [`Engine`] starts all of it, and is the handle the server keeps.
 
 pub mod consumers;
 pub mod db_error;

@@ -1,7 +1,8 @@
 //! The domain: what Rookery does, with no HTTP in it. Each module owns its
-//! tables and their SQL; reads go through the database's visibility
-//! functions (`visible_users`, `visible_posts`, `visible_comments`,
-//! `visible_notifications`), never a hand-written block or moderation check.
+//! tables and their SQL; reads of users and content go through the
+//! database's visibility functions (`visible_users`, `visible_posts`,
+//! `visible_comments`, `visible_notifications`) rather than a hand-written
+//! block or moderation check.
 
 pub mod accounts;
 pub mod comments;

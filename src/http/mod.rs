@@ -1,7 +1,8 @@
-//! The edge: the only code that knows actix-web. The route table, the
-//! mapping of every error to a problem document, the extractors that
-//! authenticate and parse, and the two APIs served: the native one
-//! ([`v1`]) and the microblog-compatible one ([`microblog`]).
+//! The edge: the route table, the state handlers get, the mapping of every
+//! error to a problem document, the extractors that authenticate and parse,
+//! and the two APIs served: the native one ([`v1`]) and the
+//! microblog-compatible one ([`microblog`]). Handlers, extractors and error
+//! mapping live only here; `app` wires actix-web together.
 
 pub mod error;
 pub mod extract;

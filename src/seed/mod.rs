@@ -1,6 +1,7 @@
-//! Data for trying Rookery out (`rookery seed-demo`) and for measuring it
-//! (`rookery bench seed`). Both write through the domain, or in bulk where the
-//! domain would take hours, and both are idempotent.
+//! Data for trying Rookery out (`rookery seed-demo`: through the domain, and
+//! idempotent) and for measuring it (`rookery seed-bench`: in bulk with
+//! `COPY`, where the domain would take hours, into a database with no users
+//! yet).
 
 pub mod bench;
 pub mod demo;

@@ -1,4 +1,4 @@
-//! The consumers of the outbox: one [`supervisor`] per consumer reads the
+//! The consumers of the outbox: one supervisor per consumer reads the
 //! events in order and handles each batch in one transaction. [`moderation`]
 //! screens new text (with the [`analyzer`]'s rules) before [`feed`] writes
 //! timelines and [`notifications`] writes notifications.

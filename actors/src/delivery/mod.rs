@@ -1,7 +1,7 @@
 //! Getting events to the people who should see them, live or later: the
 //! per-user event [`log`] (replayed on reconnect), the cross-node [`bus`],
 //! the [`registry`] of session actors, the [`session`] actors and their
-//! transports (WebSocket, SSE, long poll), the wire [`protocol`], the
+//! transports (WebSocket, SSE, long poll), the client [`protocol`], the
 //! [`watch`] gate for post subscriptions and the [`herald`] for authors
 //! merged into timelines on read.
 

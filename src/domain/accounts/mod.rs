@@ -10,7 +10,8 @@
 //! reads the parameters from the stored hash, so old hashes keep working.
 //! Hashing runs on the blocking pool behind a semaphore
 //! (`ROOKERY_HASH_CONCURRENCY` permits), each permit with a 19 MiB buffer from
-//! a fixed pool, so a login flood queues instead of exhausting memory.
+//! a fixed pool, so a login flood queues instead of exhausting memory. A
+//! stored hash asking for more than 64 MiB matches nothing.
 //!
 //! **Login** ([`signin`]): by username or email, case-insensitively. When no
 //! account matches, the password is still verified against a dummy hash, so
@@ -39,9 +40,9 @@
 //!
 //! **Password change and deletion** ([`users`]): both verify the password
 //! and, in one transaction, bump `token_version` (every access token issued
-//! before is refused), revoke the refresh tokens and announce
-//! `CredentialsRevoked`, which closes the user's live connections on every
-//! node. A change returns a fresh token pair; API keys stay. A deletion
+//! before is refused), revoke (a change) or delete (a deletion) the refresh
+//! tokens, and announce `CredentialsRevoked`, which closes the user's live
+//! connections on every node. A change returns a fresh token pair; API keys stay. A deletion
 //! leaves a tombstone row (`~deleted-<id>`, no email, no hash) and deletes
 //! the keys.
 //!

@@ -1,5 +1,5 @@
 //! One `SessionActor` per online user on this node. It owns all of the user's
-//! WebSocket connections, delivers each event to every one of them in id
+//! connections (WebSocket, SSE, long poll), delivers each event to every one of them in id
 //! order, keeps their heartbeats, and stops when the last one closes.
 //!
 //! Each connection has a bounded send queue, drained by the task that also
