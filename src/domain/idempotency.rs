@@ -124,6 +124,10 @@ pub async fn begin(db: &PgPool, key: Option<Key>) -> Result<Begun, IdempotencyEr
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(earlier) = earlier {
+            // Ended here, not when the connection next runs: a dropped
+            // transaction's rollback (and with it the key's lock) waits for
+            // that, and a retry arriving meanwhile would be told 409.
+            tx.rollback().await?;
             if earlier.fingerprint != k.fingerprint {
                 return Err(IdempotencyError::Mismatch);
             }
@@ -139,6 +143,16 @@ pub async fn begin(db: &PgPool, key: Option<Key>) -> Result<Begun, IdempotencyEr
 }
 
 impl Write {
+    /// Rolls the write back now, releasing its key for a retry at once (a
+    /// dropped transaction is rolled back only when its connection is next
+    /// used). A failed rollback is only logged: the connection is then
+    /// closed, which ends the transaction too.
+    pub async fn abandon(self) {
+        if let Err(e) = self.tx.rollback().await {
+            tracing::warn!(error = %e, "rolling back an abandoned write");
+        }
+    }
+
     /// The transaction the write runs in.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
@@ -210,7 +224,13 @@ where
         Begun::Replay(earlier) => return Ok(earlier),
         Begun::Fresh(fresh) => fresh,
     };
-    let done = write(fresh.conn()).await?;
+    let done = match write(fresh.conn()).await {
+        Ok(done) => done,
+        Err(e) => {
+            fresh.abandon().await;
+            return Err(e);
+        }
+    };
     Ok(fresh
         .finish(events, done.events, status, done.location, &done.body)
         .await?)

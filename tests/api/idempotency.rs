@@ -186,6 +186,18 @@ async fn a_key_still_in_flight_gets_a_409_and_an_expired_one_writes_again() {
         "{problem}"
     );
     assert_eq!(posts_of(&app, alice.id).await, 0);
+    // The other request ends (unlocking is immediate; closing the connection
+    // would leave the lock to the server's teardown of it).
+    holder
+        .execute(
+            format!(
+                "SELECT pg_advisory_unlock(hashtextextended('busy' || ':' || {}::bigint, 0))",
+                alice.id
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
     holder.close().await.unwrap();
     let res = send(
         &app,

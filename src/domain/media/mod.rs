@@ -153,13 +153,27 @@ impl MediaService {
             .worker
             .send(ProcessImage(bytes))
             .await
-            .map_err(|e| MediaError::Internal(format!("image worker: {e}")))??;
+            .map_err(|e| MediaError::Internal(format!("image worker: {e}")))
+            .and_then(|processed| processed.map_err(MediaError::from));
+        let processed = match processed {
+            Ok(processed) => processed,
+            Err(e) => {
+                write.abandon().await;
+                return Err(e);
+            }
+        };
         // Detached from the request: a client hanging up mid-way must not cut
         // this short between storing and recording, leaving objects that no
         // row (and so no cleanup) knows of.
         let (this, events) = (self.clone(), events.clone());
         actix::spawn(async move {
-            let (media, keys) = this.store(write.conn(), owner_id, processed).await?;
+            let (media, keys) = match this.store(write.conn(), owner_id, processed).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    write.abandon().await;
+                    return Err(e);
+                }
+            };
             let body = answer(&media);
             match write.finish(&events, Vec::new(), 201, None, &body).await {
                 Ok(stored) => Ok(stored),
