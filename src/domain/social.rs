@@ -82,9 +82,8 @@ pub async fn profiles(
         ProfileRow,
         r#"SELECT u.id AS "id!", u.username AS "username!", u.display_name, u.bio,
                   u.role AS "role!: Role", u.created_at AS "created_at!",
-                  (SELECT count(*) FROM follows f WHERE f.followee_id = u.id) AS "followers_count!",
-                  (SELECT count(*) FROM follows f WHERE f.follower_id = u.id) AS "following_count!",
-                  (SELECT count(*) FROM posts p WHERE p.author_id = u.id AND p.deleted_at IS NULL AND p.hidden_at IS NULL) AS "posts_count!",
+                  u.followers_count AS "followers_count!", u.following_count AS "following_count!",
+                  u.posts_count AS "posts_count!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = u.id) AS "followed_by_me!",
                   EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id AND f.followee_id = $2) AS "follows_me!"
            FROM visible_users($2) u WHERE u.id = ANY($1)"#,

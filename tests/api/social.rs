@@ -394,3 +394,125 @@ async fn malformed_cursors_and_limits_are_400() {
         .await;
     assert_eq!(res.status(), 200, "large limits are capped, not refused");
 }
+
+/// A profile's counts are columns kept with every change, and they agree
+/// with the lists an anonymous caller gets: followers who leave `active`
+/// (suspended, deleted) leave the count and the list together, a block's
+/// removed follows leave both, and deleted posts leave the post count.
+#[actix_web::test]
+async fn profile_counts_agree_with_the_lists_through_every_change() {
+    use crate::helpers::{TestApp, PASSWORD};
+    use reqwest::Method;
+
+    async fn counts(app: &TestApp, username: &str, id: i64) -> (i64, i64, i64) {
+        let profile: Value = app
+            .get(&format!("/api/v1/users/{username}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let listed = |direction: &'static str| async move {
+            let page: Value = app
+                .get(&format!("/api/v1/users/{id}/{direction}?limit=100"), None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"].as_array().unwrap().len() as i64
+        };
+        let followers = profile["followers_count"].as_i64().unwrap();
+        let following = profile["following_count"].as_i64().unwrap();
+        assert_eq!(
+            followers,
+            listed("followers").await,
+            "{username}'s followers"
+        );
+        assert_eq!(
+            following,
+            listed("following").await,
+            "{username}'s following"
+        );
+        (
+            followers,
+            following,
+            profile["posts_count"].as_i64().unwrap(),
+        )
+    }
+    async fn follow(app: &TestApp, token: &str, whom: i64) {
+        let res = app
+            .put(
+                &format!("/api/v1/users/{whom}/follow"),
+                Some(token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    async fn set_status(app: &TestApp, id: i64, status: &str) {
+        sqlx::query("UPDATE users SET status = $2::user_status WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
+
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bobby").await;
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    for fan in [&bob, &carol, &dave] {
+        follow(&app, &fan.access, alice.id).await;
+    }
+    follow(&app, &alice.access, bob.id).await;
+    let first = app.create_post(&alice.access, "one").await["id"]
+        .as_i64()
+        .unwrap();
+    app.create_post(&alice.access, "two").await;
+    assert_eq!(counts(&app, "alice", alice.id).await, (3, 1, 2));
+
+    // Suspended: out of the count and the list; reinstated: back in both.
+    set_status(&app, dave.id, "suspended").await;
+    assert_eq!(counts(&app, "alice", alice.id).await, (2, 1, 2));
+    set_status(&app, dave.id, "active").await;
+    assert_eq!(counts(&app, "alice", alice.id).await, (3, 1, 2));
+
+    // A deleted account leaves both for good.
+    let res = app
+        .send_json(
+            Method::DELETE,
+            "/api/v1/me",
+            Some(&carol.access),
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(counts(&app, "alice", alice.id).await, (2, 1, 2));
+
+    // A block removes the follows both ways, and their counts.
+    let res = app
+        .put(
+            &format!("/api/v1/users/{}/block", bob.id),
+            Some(&alice.access),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status().is_success());
+    assert_eq!(counts(&app, "alice", alice.id).await, (1, 0, 2));
+    assert_eq!(counts(&app, "bobby", bob.id).await.0, 0);
+
+    // Unfollowing, and deleting a post.
+    let res = app
+        .delete(
+            &format!("/api/v1/users/{}/follow", alice.id),
+            Some(&dave.access),
+        )
+        .await;
+    assert!(res.status().is_success());
+    let res = app
+        .delete(&format!("/api/v1/posts/{first}"), Some(&alice.access))
+        .await;
+    assert!(res.status().is_success());
+    assert_eq!(counts(&app, "alice", alice.id).await, (0, 0, 1));
+}
