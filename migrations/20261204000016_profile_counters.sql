@@ -25,6 +25,9 @@ $$;
 
 SELECT recount_profiles();
 
+-- The two rows are locked in id order first: two users following each
+-- other at the same moment would otherwise lock them in opposite orders and
+-- deadlock.
 CREATE FUNCTION count_follow() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -32,12 +35,17 @@ DECLARE
     delta bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN edge := NEW; delta := 1; ELSE edge := OLD; delta := -1; END IF;
-    UPDATE users SET followers_count = followers_count + delta
-    WHERE id = edge.followee_id
-      AND EXISTS (SELECT 1 FROM users a WHERE a.id = edge.follower_id AND a.status = 'active');
-    UPDATE users SET following_count = following_count + delta
-    WHERE id = edge.follower_id
-      AND EXISTS (SELECT 1 FROM users a WHERE a.id = edge.followee_id AND a.status = 'active');
+    PERFORM 1 FROM users WHERE id IN (edge.followee_id, edge.follower_id) ORDER BY id FOR UPDATE;
+    UPDATE users u SET
+        followers_count = u.followers_count + CASE
+            WHEN u.id = edge.followee_id AND EXISTS (
+                SELECT 1 FROM users a WHERE a.id = edge.follower_id AND a.status = 'active')
+            THEN delta ELSE 0 END,
+        following_count = u.following_count + CASE
+            WHEN u.id = edge.follower_id AND EXISTS (
+                SELECT 1 FROM users a WHERE a.id = edge.followee_id AND a.status = 'active')
+            THEN delta ELSE 0 END
+    WHERE u.id IN (edge.followee_id, edge.follower_id);
     RETURN NULL;
 END $$;
 
