@@ -143,13 +143,20 @@ pub async fn begin(db: &PgPool, key: Option<Key>) -> Result<Begun, IdempotencyEr
 }
 
 impl Write {
-    /// Rolls the write back now, releasing its key for a retry at once (a
-    /// dropped transaction is rolled back only when its connection is next
-    /// used). A failed rollback is only logged: the connection is then
-    /// closed, which ends the transaction too.
-    pub async fn abandon(self) {
-        if let Err(e) = self.tx.rollback().await {
-            tracing::warn!(error = %e, "rolling back an abandoned write");
+    /// Goes on with `result`'s value, or, on its error, rolls the write back
+    /// now, releasing its key for a retry at once (a dropped transaction is
+    /// rolled back only when its connection is next used). A failed rollback
+    /// is only logged: the connection is then closed, which ends the
+    /// transaction too.
+    pub async fn or_abandon<T, E>(self, result: Result<T, E>) -> Result<(Self, T), E> {
+        match result {
+            Ok(value) => Ok((self, value)),
+            Err(e) => {
+                if let Err(rollback) = self.tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back an abandoned write");
+                }
+                Err(e)
+            }
         }
     }
 
@@ -224,13 +231,8 @@ where
         Begun::Replay(earlier) => return Ok(earlier),
         Begun::Fresh(fresh) => fresh,
     };
-    let done = match write(fresh.conn()).await {
-        Ok(done) => done,
-        Err(e) => {
-            fresh.abandon().await;
-            return Err(e);
-        }
-    };
+    let done = write(fresh.conn()).await;
+    let (fresh, done) = fresh.or_abandon(done).await?;
     Ok(fresh
         .finish(events, done.events, status, done.location, &done.body)
         .await?)

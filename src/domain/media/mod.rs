@@ -145,7 +145,7 @@ impl MediaService {
     {
         // With a key, its lock is held from here: a retry while this one is
         // processing gets a 409, not a second copy.
-        let mut write = match idempotency::begin(db, key).await? {
+        let write = match idempotency::begin(db, key).await? {
             Begun::Replay(earlier) => return Ok(earlier),
             Begun::Fresh(write) => write,
         };
@@ -155,25 +155,14 @@ impl MediaService {
             .await
             .map_err(|e| MediaError::Internal(format!("image worker: {e}")))
             .and_then(|processed| processed.map_err(MediaError::from));
-        let processed = match processed {
-            Ok(processed) => processed,
-            Err(e) => {
-                write.abandon().await;
-                return Err(e);
-            }
-        };
+        let (mut write, processed) = write.or_abandon(processed).await?;
         // Detached from the request: a client hanging up mid-way must not cut
         // this short between storing and recording, leaving objects that no
         // row (and so no cleanup) knows of.
         let (this, events) = (self.clone(), events.clone());
         actix::spawn(async move {
-            let (media, keys) = match this.store(write.conn(), owner_id, processed).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    write.abandon().await;
-                    return Err(e);
-                }
-            };
+            let stored = this.store(write.conn(), owner_id, processed).await;
+            let (write, (media, keys)) = write.or_abandon(stored).await?;
             let body = answer(&media);
             match write.finish(&events, Vec::new(), 201, None, &body).await {
                 Ok(stored) => Ok(stored),
