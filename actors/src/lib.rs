@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub redis: Option<redis::Client>,
     /// The Redis channel of this deployment (see [`delivery::bus::channel_for`]).
     pub bus_channel: String,
+    /// The read caches that hear of every committed change (see [`delivery::changes`]).
+    pub listener: Option<delivery::changes::Listener>,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +68,7 @@ impl Default for EngineConfig {
             analyzer: std::sync::Arc::new(consumers::analyzer::Analyzer::new::<&str>(&[], Some(5))),
             redis: None,
             bus_channel: delivery::bus::channel_for("rookery"),
+            listener: None,
         }
     }
 }
@@ -108,6 +111,7 @@ pub enum AttachError {
 pub struct Engine {
     db: PgPool,
     registry: Addr<delivery::registry::SessionRegistry>,
+    bus: delivery::bus::Bus,
     session: delivery::session::SessionConfig,
     feed: Addr<consumers::supervisor::Consumer<consumers::feed::FeedHandler>>,
     notifications:
@@ -144,12 +148,13 @@ impl Engine {
                 );
                 delivery::bus::Bus::redis(
                     registry.clone(),
+                    config.listener.clone(),
                     client,
                     config.bus_channel.clone(),
                     node,
                 )
             }
-            None => delivery::bus::Bus::local(registry.clone()),
+            None => delivery::bus::Bus::local(registry.clone(), config.listener.clone()),
         };
         let restarts = [
             (
@@ -192,7 +197,7 @@ impl Engine {
             .with_restarts(notify_restarts.clone())
         });
         let downstream = vec![feed.clone().recipient(), notifications.clone().recipient()];
-        let moderation_registry = bus;
+        let moderation_registry = bus.clone();
         let moderation = Supervisor::start(move |_| {
             let handler = consumers::moderation::ModerationHandler {
                 analyzer: config.analyzer.clone(),
@@ -209,6 +214,7 @@ impl Engine {
         Self {
             db: db_handle,
             registry,
+            bus,
             session: session_config,
             feed,
             notifications,
@@ -273,6 +279,17 @@ impl Engine {
     /// The session registry of this node.
     pub fn registry(&self) -> Addr<delivery::registry::SessionRegistry> {
         self.registry.clone()
+    }
+
+    /// Announces committed domain events to the read caches of this node (at
+    /// once, before the caller answers) and of the others.
+    pub fn changed(&self, events: Vec<DomainEvent>) {
+        if !events.is_empty() {
+            self.bus.deliver(delivery::bus::Committed {
+                changed: events,
+                ..Default::default()
+            });
+        }
     }
 
     /// Tells the supervisors new events are committed. Never blocks: a full

@@ -27,8 +27,11 @@ use crate::http::state::AppState;
 use crate::http::web_client;
 use crate::http::{self, openapi};
 use rookery_actors::consumers::analyzer::Analyzer;
+use rookery_actors::delivery::changes::Listener;
 use rookery_actors::delivery::session::SessionConfig;
 use rookery_actors::{Engine, EngineConfig};
+
+use crate::domain::cache::{CacheSettings, Caches};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -77,9 +80,11 @@ impl Application {
         // One image worker per core: processing is pure CPU.
         let media = MediaService::new(&settings.media, cores)
             .map_err(|e| StartupError::Other(format!("media storage: {e}")))?;
+        let caches = Caches::new(CacheSettings::default());
         let engine = Engine::start(
             db.clone(),
             EngineConfig {
+                listener: Some(Listener(caches.clone())),
                 fanout_limit: settings.realtime.fanout_limit,
                 timeline_write_delay: settings.realtime.timeline_write_delay,
                 batch_timeout: settings.realtime.supervisor_batch_timeout,
@@ -114,6 +119,7 @@ impl Application {
             events: EventSink::new(Some(engine.clone())),
             engine: engine.clone(),
             media,
+            caches,
             db,
             redis,
             settings: Arc::new(settings),

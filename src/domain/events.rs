@@ -1,7 +1,8 @@
 //! Domain events: every write that others may care about is announced here,
 //! from one place per resource. Events are recorded in the write's own
 //! transaction (the outbox), so they exist exactly when the change does; after
-//! the commit the real-time engine is poked.
+//! the commit the read caches of every node hear of them and the real-time
+//! engine is poked.
 
 use sqlx::{Postgres, Transaction};
 
@@ -32,7 +33,12 @@ impl EventSink {
         tx.commit().await?;
         tracing::debug!(?events, "domain events committed");
         if let Some(engine) = &self.engine {
-            engine.poke();
+            let wakes = events.iter().any(|e| !e.consumers().is_empty());
+            // The read caches forget what changed before the writer answers.
+            engine.changed(events);
+            if wakes {
+                engine.poke();
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use utoipa::IntoParams;
 
+use crate::domain::cache::Caches;
 use crate::domain::media::MediaService;
 use crate::domain::pagination::{paginate, Page, PageParams};
 use crate::domain::posts::{self, PostView};
@@ -21,6 +22,7 @@ pub struct FeedParams {
 
 pub async fn feed(
     db: &PgPool,
+    caches: &Caches,
     media: &MediaService,
     user_id: i64,
     order: FeedOrder,
@@ -38,7 +40,7 @@ pub async fn feed(
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     Ok(Page {
-        items: posts::load(db, media, Some(user_id), &ids).await?,
+        items: posts::load(db, caches, media, Some(user_id), &ids).await?,
         next_cursor,
     })
 }

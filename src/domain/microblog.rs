@@ -6,6 +6,7 @@
 //! unchanged. This module only reshapes what they return; its HTTP edge is
 //! `crate::http::microblog`.
 
+use crate::domain::cache::Caches;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -134,6 +135,7 @@ pub async fn unfollow(
 /// pages of one ranking add up to the unpaged answer.
 pub async fn feed(
     db: &PgPool,
+    caches: &Caches,
     media: &MediaService,
     viewer: i64,
     cap: i64,
@@ -164,7 +166,7 @@ pub async fn feed(
     )
     .fetch_all(db)
     .await?;
-    let loaded = posts::load(db, media, Some(viewer), &ids).await?;
+    let loaded = posts::load(db, caches, media, Some(viewer), &ids).await?;
     let mut likes =
         reactions::reactors_by_post(db, Some(viewer), &ids, ReactionKind::Like, LIST_CAP).await?;
     Ok(loaded

@@ -5,6 +5,7 @@
 //! block or moderation check.
 
 pub mod accounts;
+pub mod cache;
 pub mod comments;
 pub mod events;
 pub mod feed;

@@ -236,14 +236,30 @@ pub async fn block(
 }
 
 /// Idempotent.
-pub async fn unblock(db: &PgPool, blocker: i64, blocked: i64) -> Result<(), DomainError> {
-    sqlx::query!(
+pub async fn unblock(
+    db: &PgPool,
+    events: &EventSink,
+    blocker: i64,
+    blocked: i64,
+) -> Result<(), DomainError> {
+    let mut tx = db.begin().await?;
+    let removed = sqlx::query!(
         "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2",
         blocker,
         blocked
     )
-    .execute(db)
-    .await?;
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let announced = if removed > 0 {
+        vec![DomainEvent::Unblocked {
+            blocker_id: blocker,
+            blocked_id: blocked,
+        }]
+    } else {
+        Vec::new()
+    };
+    events.commit(tx, announced).await?;
     Ok(())
 }
 

@@ -63,8 +63,12 @@ impl FromRequest for Auth {
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let principal = match credential? {
-                Credential::Bearer(token) => auth::from_jwt(&state.db, &state.jwt, &token).await?,
-                Credential::ApiKey(key) => auth::from_api_key(&state.db, &key).await?,
+                Credential::Bearer(token) => {
+                    auth::from_jwt(&state.db, &state.caches, &state.jwt, &token).await?
+                }
+                Credential::ApiKey(key) => {
+                    auth::from_api_key(&state.db, &state.caches, &key).await?
+                }
             };
             Ok(Auth(principal))
         })
@@ -112,10 +116,16 @@ pub async fn authenticate(
     let has_header = req.headers().contains_key(header::AUTHORIZATION)
         || req.headers().contains_key(API_KEY_HEADER);
     match (has_header, query_token) {
-        (false, Some(token)) => Ok(auth::from_jwt(&state.db, &state.jwt, token).await?),
+        (false, Some(token)) => {
+            Ok(auth::from_jwt(&state.db, &state.caches, &state.jwt, token).await?)
+        }
         _ => match credential(req)? {
-            Credential::Bearer(token) => Ok(auth::from_jwt(&state.db, &state.jwt, &token).await?),
-            Credential::ApiKey(key) => Ok(auth::from_api_key(&state.db, &key).await?),
+            Credential::Bearer(token) => {
+                Ok(auth::from_jwt(&state.db, &state.caches, &state.jwt, &token).await?)
+            }
+            Credential::ApiKey(key) => {
+                Ok(auth::from_api_key(&state.db, &state.caches, &key).await?)
+            }
         },
     }
 }

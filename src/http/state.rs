@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::domain::accounts::signin::TokenSettings;
 use crate::domain::accounts::throttle::Throttle;
 use crate::domain::accounts::{JwtKeys, PasswordHasher};
+use crate::domain::cache::Caches;
 use crate::domain::events::EventSink;
 use crate::domain::media::MediaService;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub events: EventSink,
     pub engine: rookery_actors::Engine,
     pub media: MediaService,
+    /// The read caches (posts, users, API keys), kept true by domain events.
+    pub caches: Arc<Caches>,
     pub settings: Arc<Settings>,
 }
 

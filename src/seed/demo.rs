@@ -3,6 +3,7 @@
 //! be tried at once. Idempotent: running it again creates only what is
 //! missing. The keys are public knowledge: never run this in production.
 
+use crate::domain::cache::{CacheSettings, Caches};
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
@@ -163,7 +164,9 @@ async fn ensure_key(
     key: &str,
     report: &mut Vec<String>,
 ) -> Result<(), SeedError> {
-    match auth::from_api_key(db, key).await {
+    // A tool alone: its cache starts empty and dies with it.
+    let caches = Caches::new(CacheSettings::default());
+    match auth::from_api_key(db, &caches, key).await {
         Ok(owner) if owner.user_id == user_id => {
             report.push(format!("API key '{key}' of {key} already exists"));
             Ok(())
@@ -188,13 +191,14 @@ async fn find_post(
     author_id: i64,
     text: &str,
 ) -> Result<Option<i64>, DomainError> {
+    let caches = Caches::new(CacheSettings::default());
     let mut cursor = None;
     loop {
         let params = PageParams {
             limit: Some(MAX_LIMIT),
             cursor,
         };
-        let page = posts::by_user(db, media, Some(author_id), author_id, &params).await?;
+        let page = posts::by_user(db, &caches, media, Some(author_id), author_id, &params).await?;
         if let Some(post) = page.items.iter().find(|p| p.text == text) {
             return Ok(Some(post.id));
         }

@@ -608,3 +608,258 @@ async fn a_revocation_missed_during_a_redis_outage_closes_connections_once_back(
     drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }
+
+/// What bob sees of post `id` through the node at `base`: the status and the body.
+async fn read_post(client: &reqwest::Client, base: &str, token: &str, id: i64) -> (u16, Value) {
+    let res = client
+        .get(format!("{base}/api/v1/posts/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends `request` to node A and waits for its answer with `status`.
+async fn on_a(request: reqwest::RequestBuilder, status: u16) -> Value {
+    let res = request.send().await.unwrap();
+    assert_eq!(res.status().as_u16(), status);
+    res.json().await.unwrap_or(Value::Null)
+}
+
+/// The contract for the read caches: after a change made on one node has
+/// been answered, the other node shows it within 100 ms.
+const REFLECTED_WITHIN: Duration = Duration::from_millis(100);
+
+#[actix_web::test]
+async fn every_change_made_on_one_node_shows_on_the_other_within_100_ms() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &redis_url);
+    let (a_url, b_url) = (a.base.clone(), b.base.clone());
+    let client = reqwest::Client::new();
+    let (alice_id, alice) = register(&client, &a_url, "alice").await;
+    let (bob_id, bob) = register(&client, &a_url, "bobby").await;
+    let (_, carol) = register(&client, &a_url, "carol").await;
+    let id = post(&client, &a_url, &alice, "the first text").await;
+
+    // Node B reads first, so each check below would see a stale cache entry.
+    let (status, seen) = read_post(&client, &b_url, &bob, id).await;
+    assert_eq!(status, 200);
+    assert_eq!(seen["text"], "the first text");
+
+    // Each change: made on A, then read on B after the contract's delay.
+    macro_rules! after {
+        ($change:expr, $status:expr, |$seen:ident| $check:expr) => {{
+            $change;
+            tokio::time::sleep(REFLECTED_WITHIN).await;
+            let (status, $seen) = read_post(&client, &b_url, &bob, id).await;
+            assert_eq!(status, $status, "{}: {}", stringify!($change), $seen);
+            assert!($check, "{}: {}", stringify!($change), $seen);
+            // Read once more so the next change again meets a cached entry.
+            read_post(&client, &b_url, &bob, id).await;
+        }};
+    }
+
+    let posts = format!("{a_url}/api/v1/posts/{id}");
+    after!(
+        on_a(
+            client
+                .patch(&posts)
+                .bearer_auth(&alice)
+                .json(&json!({"text": "edited"})),
+            200
+        )
+        .await,
+        200,
+        |seen| seen["text"] == "edited" && !seen["edited_at"].is_null()
+    );
+    after!(
+        on_a(
+            client
+                .put(format!("{posts}/reactions"))
+                .bearer_auth(&carol)
+                .json(&json!({"kind": "love"})),
+            200
+        )
+        .await,
+        200,
+        |seen| seen["counts"]["reactions"]["love"] == 1 && seen["counts"]["reactions_total"] == 1
+    );
+    after!(
+        on_a(
+            client
+                .delete(format!("{posts}/reactions"))
+                .bearer_auth(&carol),
+            204
+        )
+        .await,
+        200,
+        |seen| seen["counts"]["reactions_total"] == 0
+    );
+    after!(
+        on_a(
+            client
+                .post(format!("{posts}/comments"))
+                .bearer_auth(&carol)
+                .json(&json!({"text": "hi"})),
+            201
+        )
+        .await,
+        200,
+        |seen| seen["counts"]["comments"] == 1
+    );
+    after!(
+        on_a(
+            client.post(format!("{posts}/views")).bearer_auth(&carol),
+            200
+        )
+        .await,
+        200,
+        |seen| seen["counts"]["views"] == 1
+    );
+    let follow = format!("{a_url}/api/v1/users/{alice_id}/follow");
+    after!(
+        on_a(client.put(&follow).bearer_auth(&carol), 200).await,
+        200,
+        |seen| seen["author"]["followers_count"] == 1
+    );
+    after!(
+        on_a(client.delete(&follow).bearer_auth(&carol), 204).await,
+        200,
+        |seen| seen["author"]["followers_count"] == 0
+    );
+    after!(
+        on_a(
+            client
+                .patch(format!("{a_url}/api/v1/me"))
+                .bearer_auth(&alice)
+                .json(&json!({"display_name": "Alice A."})),
+            200
+        )
+        .await,
+        200,
+        |seen| seen["author"]["display_name"] == "Alice A."
+    );
+    let block = format!("{a_url}/api/v1/users/{bob_id}/block");
+    after!(
+        on_a(client.put(&block).bearer_auth(&alice), 204).await,
+        404,
+        |seen| seen["status"] == 404
+    );
+    after!(
+        on_a(client.delete(&block).bearer_auth(&alice), 204).await,
+        200,
+        |seen| seen["text"] == "edited"
+    );
+
+    // Credentials: a key and a token that node B has cached stop working
+    // there once revoked on A.
+    let key = on_a(
+        client
+            .post(format!("{a_url}/api/v1/me/api-keys"))
+            .bearer_auth(&alice)
+            .json(&json!({"name": "script"})),
+        201,
+    )
+    .await;
+    let (key_id, key) = (
+        key["id"].as_i64().unwrap(),
+        key["key"].as_str().unwrap().to_owned(),
+    );
+    let me_on_b = |auth: (&str, &str)| {
+        client
+            .get(format!("{b_url}/api/v1/me"))
+            .header(auth.0, auth.1.to_owned())
+            .send()
+    };
+    assert_eq!(me_on_b(("api-key", &key)).await.unwrap().status(), 200);
+    on_a(
+        client
+            .delete(format!("{a_url}/api/v1/me/api-keys/{key_id}"))
+            .bearer_auth(&alice),
+        204,
+    )
+    .await;
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(me_on_b(("api-key", &key)).await.unwrap().status(), 401);
+
+    let bearer = format!("Bearer {alice}");
+    assert_eq!(
+        me_on_b(("authorization", &bearer)).await.unwrap().status(),
+        200
+    );
+    change_password(&client, &a_url, &alice).await;
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(
+        me_on_b(("authorization", &bearer)).await.unwrap().status(),
+        401
+    );
+
+    // The post goes: deleted by a moderator-less author, with a fresh token.
+    let res = client
+        .post(format!("{a_url}/api/v1/auth/login"))
+        .json(&json!({"login": "alice", "password": "another long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    let alice = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    after!(
+        on_a(client.delete(&posts).bearer_auth(&alice), 204).await,
+        404,
+        |seen| seen["status"] == 404
+    );
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}
+
+#[actix_web::test]
+async fn a_node_cut_off_from_redis_reads_from_postgres_rather_than_a_stale_cache() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let link = RedisLink::start(&redis_url);
+    let a = Node::start(&url, &redis_url);
+    // Node B hears the bus only through the link the test cuts.
+    let b = Node::start(&url, &link.url);
+    let client = reqwest::Client::new();
+    let (_, alice) = register(&client, &a.base, "alice").await;
+    let (_, bob) = register(&client, &a.base, "bobby").await;
+    let id = post(&client, &a.base, &alice, "before the outage").await;
+    assert_eq!(
+        read_post(&client, &b.base, &bob, id).await.1["text"],
+        "before the outage"
+    );
+
+    link.down();
+    logged(&b, "event bus subscription lost", 1).await;
+    let edit = client
+        .patch(format!("{}/api/v1/posts/{id}", a.base))
+        .bearer_auth(&alice)
+        .json(&json!({"text": "during the outage"}));
+    on_a(edit, 200).await;
+    // B cannot have heard of the edit: it must not answer from its cache.
+    assert_eq!(
+        read_post(&client, &b.base, &bob, id).await.1["text"],
+        "during the outage"
+    );
+
+    link.restore();
+    logged(&b, "subscribed to the event bus", 2).await;
+    let edit = client
+        .patch(format!("{}/api/v1/posts/{id}", a.base))
+        .bearer_auth(&alice)
+        .json(&json!({"text": "after the outage"}));
+    on_a(edit, 200).await;
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(
+        read_post(&client, &b.base, &bob, id).await.1["text"],
+        "after the outage"
+    );
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}

@@ -121,6 +121,21 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Suspends an account as the domain does (announcing it, so every
+    /// cache forgets the user); no endpoint does this yet.
+    pub async fn suspend(&self, user_id: i64) {
+        let events = rookery::domain::events::EventSink::new(Some(self.engine.clone()));
+        let changed = rookery::domain::accounts::users::set_status(
+            &self.db,
+            &events,
+            user_id,
+            rookery::domain::accounts::Status::Suspended,
+        )
+        .await
+        .unwrap();
+        assert!(changed);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

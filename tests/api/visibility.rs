@@ -323,11 +323,7 @@ async fn apply(s: &Scene, condition: Condition) {
             .await;
         }
         Condition::Suspended => {
-            sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
-                .bind(s.alice.id)
-                .execute(&app.db)
-                .await
-                .unwrap();
+            app.suspend(s.alice.id).await;
         }
         Condition::AuthorBlocksViewer | Condition::ViewerBlocksAuthor => {
             let (who, whom) = if condition == Condition::AuthorBlocksViewer {
@@ -487,11 +483,7 @@ async fn mentions_leave_out_users_the_viewer_may_not_see() {
     assert_eq!(mentioned(carol.access.clone()).await, ["alice", "dave"]);
 
     // Dave is suspended: nobody sees him there.
-    sqlx::query("UPDATE users SET status = 'suspended' WHERE id = $1")
-        .bind(dave.id)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    app.suspend(dave.id).await;
     assert_eq!(mentioned(carol.access.clone()).await, ["alice"]);
     assert_eq!(mentioned(bob.access.clone()).await, Vec::<String>::new());
 }

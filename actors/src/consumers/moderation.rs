@@ -113,18 +113,17 @@ impl ModerationHandler {
             "reason": reason,
         });
         // The notification supervisor turns this into the author's notification.
-        outbox::record(
-            tx,
-            &DomainEvent::ContentModerated {
-                subject,
-                subject_id: id,
-                post_id: current.post_id,
-                author_id: current.author_id,
-                action,
-                reason,
-            },
-        )
-        .await?;
+        let moderated = DomainEvent::ContentModerated {
+            subject,
+            subject_id: id,
+            post_id: current.post_id,
+            author_id: current.author_id,
+            action,
+            reason,
+        };
+        outbox::record(tx, &moderated).await?;
+        // Read caches forget the hidden (or restored) content once this commits.
+        work.announced.changed.push(moderated);
         work.log(Recipients::Users(&[current.author_id]), "moderation", &data)
             .await?;
         Ok(())

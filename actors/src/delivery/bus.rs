@@ -9,7 +9,9 @@
 //! a session that sees a gap in ids fills it from the log, and a client that
 //! reconnects replays from its last id.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
@@ -17,9 +19,11 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::delivery::changes::{self, Beat, Heard, Listener, Peers};
 use crate::delivery::herald::PulledPost;
 use crate::delivery::log::{Payload, UserEvent};
 use crate::delivery::registry::{Activity, Deliver, Recheck, Revoke, SessionRegistry};
+use crate::DomainEvent;
 
 /// Batches waiting to be published; beyond this a Redis that cannot keep up
 /// loses live delivery (never events: see the module docs).
@@ -27,8 +31,9 @@ const PUBLISH_QUEUE: usize = 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// One committed batch as it crosses nodes. The publishing node, which has
-/// delivered the batch itself already, prefixes the message with its name and
-/// a newline, so it can skip its own messages without decoding them.
+/// delivered the batch itself already, prefixes the message with a header
+/// line (see [`changes::header`]): its name, so it can skip its own messages
+/// without decoding them, and its sequence number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Batch {
     pub events: Vec<WireGroup>,
@@ -37,6 +42,9 @@ pub struct Batch {
     pub revoked: Vec<Revoke>,
     #[serde(default)]
     pub pulled: Vec<PulledPost>,
+    /// Domain events the read caches forget by.
+    #[serde(default)]
+    pub changed: Vec<DomainEvent>,
 }
 
 /// Events that share one payload (a post fanned out to its followers): the
@@ -99,6 +107,7 @@ impl Batch {
                 .collect(),
             revoked: committed.revoked.clone(),
             pulled: committed.pulled.clone(),
+            changed: committed.changed.clone(),
         }
     }
 
@@ -132,26 +141,17 @@ impl Batch {
             activity,
             revoked: self.revoked,
             pulled: self.pulled,
+            changed: self.changed,
         }
     }
 
-    /// The message as published by `node`.
-    pub fn encode(&self, node: &str) -> Result<Vec<u8>, serde_json::Error> {
-        let mut out = Vec::with_capacity(node.len() + 1 + 256);
-        out.extend_from_slice(node.as_bytes());
-        out.push(b'\n');
-        serde_json::to_writer(&mut out, self)?;
-        Ok(out)
+    /// The body of the message (the publisher adds the header).
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 
-    /// The batch a message carries; `Ok(None)` for `own`'s messages.
-    pub fn decode(message: &[u8], own: &str) -> Result<Option<Self>, serde_json::Error> {
-        let split = message.iter().position(|b| *b == b'\n').unwrap_or(0);
-        let (node, rest) = message.split_at(split);
-        if node == own.as_bytes() {
-            return Ok(None);
-        }
-        serde_json::from_slice(rest.get(1..).unwrap_or_default()).map(Some)
+    pub fn decode(body: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
     }
 }
 
@@ -166,6 +166,8 @@ pub struct Committed {
     pub revoked: Vec<Revoke>,
     /// Pulled authors' posts, for the followers online on each node.
     pub pulled: Vec<PulledPost>,
+    /// Domain events that committed, for the read caches of every node.
+    pub changed: Vec<DomainEvent>,
 }
 
 impl Committed {
@@ -175,6 +177,7 @@ impl Committed {
         self.activity.extend(other.activity);
         self.revoked.extend(other.revoked);
         self.pulled.extend(other.pulled);
+        self.changed.extend(other.changed);
     }
 
     fn is_empty(&self) -> bool {
@@ -182,15 +185,25 @@ impl Committed {
             && self.activity.is_empty()
             && self.revoked.is_empty()
             && self.pulled.is_empty()
+            && self.changed.is_empty()
     }
 }
 
-/// Where committed batches go: this node's registry, and the other nodes.
+/// Where committed batches go: this node's registry and read caches, and the
+/// other nodes.
 #[derive(Clone)]
 pub struct Bus {
     registry: Addr<SessionRegistry>,
-    node: String,
-    publish: Option<mpsc::Sender<Vec<u8>>>,
+    listener: Option<Listener>,
+    publish: Option<Publisher>,
+}
+
+#[derive(Clone)]
+struct Publisher {
+    queue: mpsc::Sender<Vec<u8>>,
+    /// A batch was dropped before it got a number: the next one skips one,
+    /// so the other nodes know they missed something.
+    lost: Arc<AtomicBool>,
 }
 
 /// The Redis channel the nodes of one deployment share: named after its
@@ -201,51 +214,71 @@ pub fn channel_for(database: &str) -> String {
 
 impl Bus {
     /// A bus for one process alone.
-    pub fn local(registry: Addr<SessionRegistry>) -> Self {
+    pub fn local(registry: Addr<SessionRegistry>, listener: Option<Listener>) -> Self {
         Self {
             registry,
-            node: String::new(),
+            listener,
             publish: None,
         }
     }
 
     /// A bus across nodes through Redis: starts the publisher and the
     /// subscriber on the current actix system. `node` names this process.
+    /// The caches are not trusted until the subscription stands.
     pub fn redis(
         registry: Addr<SessionRegistry>,
+        listener: Option<Listener>,
         client: redis::Client,
         channel: String,
         node: String,
     ) -> Self {
+        if let Some(l) = &listener {
+            l.0.reset(false);
+        }
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
-        actix::spawn(publish_loop(client.clone(), channel.clone(), rx));
+        let lost = Arc::new(AtomicBool::new(false));
+        actix::spawn(publish_loop(
+            client.clone(),
+            channel.clone(),
+            node.clone(),
+            rx,
+            lost.clone(),
+        ));
         actix::spawn(subscribe_loop(
             client,
             channel,
-            node.clone(),
+            node,
             registry.clone(),
+            listener.clone(),
         ));
         Self {
             registry,
-            node,
-            publish: Some(tx),
+            listener,
+            publish: Some(Publisher { queue: tx, lost }),
         }
     }
 
     /// Delivers a committed batch here and announces it to the other nodes.
     pub fn deliver(&self, committed: Committed) {
-        // Local sessions first: encoding a large batch would only delay them.
+        // This node's caches first, so the writer reads its own write.
+        if let Some(listener) = &self.listener {
+            if !committed.changed.is_empty() {
+                listener.0.changed(&committed.changed);
+            }
+        }
+        // Local sessions next: encoding a large batch would only delay them.
         let published = match &self.publish {
             Some(_) if !committed.is_empty() => Some(Batch::new(&committed)),
             _ => None,
         };
         deliver_locally(&self.registry, committed);
         if let (Some(publish), Some(batch)) = (&self.publish, published) {
-            match batch.encode(&self.node) {
-                Ok(message) => {
-                    if publish.try_send(message).is_err() {
+            match batch.encode() {
+                Ok(body) => {
+                    if publish.queue.try_send(body).is_err() {
+                        publish.lost.store(true, Ordering::SeqCst);
                         tracing::warn!(
-                            "redis publish queue full; other nodes will catch up from the log"
+                            "redis publish queue full; other nodes will catch up from the log and reset their caches"
                         );
                     }
                 }
@@ -264,6 +297,7 @@ fn deliver_locally(registry: &Addr<SessionRegistry>, committed: Committed) {
         activity,
         revoked,
         pulled,
+        changed: _,
     } = committed;
     // Never dropped: a revoked credential's connections must close.
     for r in revoked {
@@ -284,20 +318,45 @@ fn deliver_locally(registry: &Addr<SessionRegistry>, committed: Committed) {
     }
 }
 
-/// Publishes batches in order; reconnects (through the connection manager)
-/// when Redis comes back.
+/// Publishes batches in order, each with the next sequence number, and a
+/// heartbeat with the current one whenever [`changes::HEARTBEAT`] passes
+/// without a batch; reconnects (through the connection manager) when Redis
+/// comes back. A batch that could not be published has used its number up.
 async fn publish_loop(
     client: redis::Client,
     channel: String,
+    node: String,
     mut batches: mpsc::Receiver<Vec<u8>>,
+    lost: Arc<AtomicBool>,
 ) {
     let mut conn: Option<redis::aio::ConnectionManager> = None;
-    while let Some(payload) = batches.recv().await {
+    let mut seq: u64 = 0;
+    let mut beat = tokio::time::interval(changes::HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (kind, body) = tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(body) => (Beat::Data, body),
+                None => (Beat::Bye, Vec::new()),
+            },
+            _ = beat.tick() => (Beat::Alive, Vec::new()),
+        };
+        if lost.swap(false, Ordering::SeqCst) {
+            seq += 1;
+        }
+        if kind == Beat::Data {
+            seq += 1;
+            beat.reset();
+        }
+        let mut message = changes::header(&node, seq, kind).into_bytes();
+        message.extend_from_slice(&body);
         if conn.is_none() {
             match client.get_connection_manager().await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "redis unavailable; live delivery to other nodes paused");
+                    if kind == Beat::Data {
+                        tracing::warn!(error = %e, "redis unavailable; live delivery to other nodes paused");
+                    }
                     continue;
                 }
             }
@@ -305,26 +364,41 @@ async fn publish_loop(
         if let Some(c) = conn.as_mut() {
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                 .arg(&channel)
-                .arg(payload)
+                .arg(message)
                 .query_async(c)
                 .await;
             if let Err(e) = sent {
-                tracing::warn!(error = %e, "redis publish failed; other nodes will catch up from the log");
+                if kind == Beat::Data {
+                    tracing::warn!(error = %e, "redis publish failed; other nodes will catch up from the log");
+                }
             }
+        }
+        if kind == Beat::Bye {
+            return;
         }
     }
 }
 
-/// Receives the other nodes' batches and hands them to this node's
-/// registry; resubscribes with backoff whenever the subscription drops.
+/// Receives the other nodes' batches and hands them to this node's caches
+/// and registry; resubscribes with backoff whenever the subscription drops.
+/// Tracks every node's sequence (see [`changes`]): a miss resets the caches
+/// and has the registry re-check its connections' credentials, since a
+/// revocation may have been in what was missed.
 async fn subscribe_loop(
     client: redis::Client,
     channel: String,
     node: String,
     registry: Addr<SessionRegistry>,
+    listener: Option<Listener>,
 ) {
+    let reset = |trusted: bool| {
+        if let Some(l) = &listener {
+            l.0.reset(trusted);
+        }
+    };
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
+    let mut peers = Peers::default();
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
@@ -332,18 +406,69 @@ async fn subscribe_loop(
                     tracing::info!(%channel, "subscribed to the event bus");
                     backoff = Duration::from_millis(100);
                     // Whatever was published while this node was away is
-                    // lost: events come back from the log, but a revoked
-                    // credential's connections must be found anew.
+                    // lost: events come back from the log, caches start
+                    // empty, and a revoked credential's connections must be
+                    // found anew.
+                    peers.clear();
+                    reset(true);
                     if !first {
                         registry.do_send(Recheck);
                     }
                     first = false;
+                    let mut silent = false;
+                    let mut watch = tokio::time::interval(changes::HEARTBEAT / 2);
                     let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        match Batch::decode(msg.get_payload_bytes(), &node) {
-                            Ok(Some(batch)) => deliver_locally(&registry, batch.into_parts()),
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(error = %e, "undecodable bus message ignored"),
+                    loop {
+                        let msg = tokio::select! {
+                            msg = messages.next() => match msg {
+                                Some(msg) => msg,
+                                None => break,
+                            },
+                            _ = watch.tick() => {
+                                let now_silent = peers.any_silent(Instant::now());
+                                if now_silent != silent {
+                                    silent = now_silent;
+                                    if silent {
+                                        tracing::warn!("a node went silent on the event bus; caches bypassed until it is heard or forgotten");
+                                    }
+                                    reset(!silent);
+                                }
+                                continue;
+                            }
+                        };
+                        let Some((from, seq, kind, body)) =
+                            changes::parse_header(msg.get_payload_bytes())
+                        else {
+                            tracing::warn!("undecodable bus message ignored");
+                            continue;
+                        };
+                        if from == node.as_bytes() {
+                            continue;
+                        }
+                        let from = String::from_utf8_lossy(from);
+                        if peers.heard(&from, seq, kind, Instant::now()) == Heard::Missed {
+                            tracing::info!(node = %from, seq, "missed bus messages; caches reset, credentials re-checked");
+                            reset(!silent);
+                            registry.do_send(Recheck);
+                        }
+                        if kind != Beat::Data {
+                            continue;
+                        }
+                        match Batch::decode(body) {
+                            Ok(batch) => {
+                                let committed = batch.into_parts();
+                                if let Some(l) = &listener {
+                                    if !committed.changed.is_empty() {
+                                        l.0.changed(&committed.changed);
+                                    }
+                                }
+                                deliver_locally(&registry, committed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "undecodable bus message ignored");
+                                // It may have carried an invalidation.
+                                reset(!silent);
+                            }
                         }
                     }
                     tracing::warn!("event bus subscription lost; resubscribing");
@@ -352,6 +477,8 @@ async fn subscribe_loop(
             },
             Err(e) => tracing::warn!(error = %e, "redis unavailable for the event bus"),
         }
+        // Deaf to the other nodes: nothing cached can be trusted.
+        reset(false);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -386,41 +513,41 @@ mod tests {
             author_id: 5,
             data: serde_json::json!({ "post_id": 12 }),
         };
+        let changed = DomainEvent::PostEdited {
+            post_id: 7,
+            author_id: 2,
+        };
         let batch = Batch::new(&Committed {
             events: events.clone(),
             pulled: vec![pulled.clone()],
+            changed: vec![changed.clone()],
             ..Committed::default()
         });
         assert_eq!(batch.events.len(), 2, "one group per payload");
         assert_eq!(batch.events[0].to.len(), 3);
 
-        let message = batch.encode("node-a").unwrap();
+        let message = batch.encode().unwrap();
         let text = String::from_utf8(message.clone()).unwrap();
         assert_eq!(text.matches("héllo").count(), 1, "the payload is sent once");
 
-        let decoded = Batch::decode(&message, "node-b").unwrap().unwrap();
-        let back = decoded.into_parts();
+        let back = Batch::decode(&message).unwrap().into_parts();
         assert!(back.activity.is_empty() && back.revoked.is_empty());
         assert_eq!(back.events, events);
         assert_eq!(back.events[0].to_json(), events[0].to_json());
         assert_eq!(back.pulled, vec![pulled]);
+        assert_eq!(back.changed, vec![changed]);
     }
 
     #[test]
-    fn a_node_skips_its_own_messages_and_rejects_garbage() {
-        let batch = Batch::new(&Committed::default());
-        let message = batch.encode("node-a").unwrap();
-        assert!(Batch::decode(&message, "node-a").unwrap().is_none());
-        assert!(Batch::decode(&message, "node-b").unwrap().is_some());
-        assert!(Batch::decode(b"node-x\nnot json", "node-a").is_err());
-        assert!(Batch::decode(b"", "node-a").is_err());
+    fn garbage_is_refused() {
+        assert!(Batch::decode(b"not json").is_err());
+        assert!(Batch::decode(b"").is_err());
     }
 
     #[test]
-    fn a_batch_from_a_node_without_pulled_posts_still_decodes() {
-        // A node of the previous version publishes no `pulled` field.
-        let message = b"node-x\n{\"events\":[],\"activity\":[]}";
-        let batch = Batch::decode(message, "node-a").unwrap().unwrap();
-        assert!(batch.into_parts().pulled.is_empty());
+    fn a_batch_without_the_newer_fields_still_decodes() {
+        let batch = Batch::decode(b"{\"events\":[],\"activity\":[]}").unwrap();
+        let parts = batch.into_parts();
+        assert!(parts.pulled.is_empty() && parts.changed.is_empty());
     }
 }

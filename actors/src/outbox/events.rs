@@ -106,6 +106,24 @@ pub enum DomainEvent {
         user_id: i64,
         ids: Option<Vec<i64>>,
     },
+    /// A user took their reaction back.
+    ReactionRemoved {
+        post_id: i64,
+        user_id: i64,
+    },
+    /// A user saw a post for the first time (its view count grew).
+    PostViewed {
+        post_id: i64,
+        user_id: i64,
+    },
+    Unblocked {
+        blocker_id: i64,
+        blocked_id: i64,
+    },
+    /// A user changed their display name or bio.
+    ProfileEdited {
+        user_id: i64,
+    },
     /// The moderation supervisor hid content, or restored it after an edit.
     ContentModerated {
         subject: Subject,
@@ -131,6 +149,11 @@ impl DomainEvent {
             | Self::Mentioned { .. } => &[Moderation, Feed, Notifications],
             Self::FanOut { .. } | Self::TimelineWrite { .. } => &[Feed],
             Self::CredentialsRevoked { .. } => &[Notifications],
+            // Only the read caches care (see `delivery::changes`).
+            Self::ReactionRemoved { .. }
+            | Self::PostViewed { .. }
+            | Self::Unblocked { .. }
+            | Self::ProfileEdited { .. } => &[],
             _ => &[Feed, Notifications],
         }
     }

@@ -108,3 +108,12 @@ pub async fn revoke(
     events.commit(tx, vec![revoked]).await?;
     Ok(())
 }
+
+/// An API key as the read cache keeps it, by the SHA-256 of the key.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub key_id: i64,
+    pub user_id: i64,
+    /// When it was last recorded as used (Unix seconds).
+    pub last_used: std::sync::atomic::AtomicI64,
+}

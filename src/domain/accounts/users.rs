@@ -1,6 +1,8 @@
 //! Registration, profiles, password change and account deletion.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use sqlx::PgPool;
 
@@ -8,6 +10,7 @@ use super::signin::{self, TokenPair, TokenSettings};
 
 use super::{validate, Account, AccountError, PasswordHasher, Role};
 use crate::domain::accounts::throttle::{Bucket, Throttle};
+use crate::domain::cache::Caches;
 use crate::domain::events::{DomainEvent, EventSink};
 use crate::domain::FieldErrors;
 
@@ -122,6 +125,7 @@ pub async fn account(db: &PgPool, user_id: i64) -> Result<Account, AccountError>
 
 pub async fn update_profile(
     db: &PgPool,
+    events: &EventSink,
     user_id: i64,
     change: ProfileChange,
 ) -> Result<Account, AccountError> {
@@ -148,7 +152,8 @@ pub async fn update_profile(
     if !errors.is_empty() {
         return Err(AccountError::Invalid(errors));
     }
-    sqlx::query_as!(
+    let mut tx = db.begin().await?;
+    let account = sqlx::query_as!(
         Account,
         r#"UPDATE users SET
                display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
@@ -162,9 +167,13 @@ pub async fn update_profile(
         bio.is_some(),
         bio.flatten(),
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
-    .ok_or(AccountError::NotFound("account"))
+    .ok_or(AccountError::NotFound("account"))?;
+    events
+        .commit(tx, vec![DomainEvent::ProfileEdited { user_id }])
+        .await?;
+    Ok(account)
 }
 
 async fn password_hash(db: &PgPool, user_id: i64) -> Result<Option<String>, AccountError> {
@@ -295,4 +304,80 @@ pub async fn delete_account(
         .await?;
     events.commit(tx, vec![revoked_all(user_id)]).await?;
     Ok(())
+}
+
+/// Suspends or reinstates an account (not a deleted one). Every node's
+/// caches forget the user and their live connections close, as for any
+/// revocation; returns whether the status changed.
+pub async fn set_status(
+    db: &PgPool,
+    events: &EventSink,
+    user_id: i64,
+    status: super::Status,
+) -> Result<bool, AccountError> {
+    if status == super::Status::Deleted {
+        return Err(AccountError::NotFound("status"));
+    }
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query!(
+        "UPDATE users SET status = $2, updated_at = now()
+         WHERE id = $1 AND status <> 'deleted' AND status <> $2",
+        user_id,
+        status as super::Status
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    let announced = if changed {
+        vec![revoked_all(user_id)]
+    } else {
+        Vec::new()
+    };
+    events.commit(tx, announced).await?;
+    Ok(changed)
+}
+
+/// A user's row as the read cache keeps it, whatever their status: what a
+/// viewer may see of it is decided on each read.
+#[derive(Debug, Clone)]
+pub struct CachedUser {
+    pub id: i64,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    pub role: Role,
+    pub status: super::Status,
+    pub token_version: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub followers_count: i64,
+    pub following_count: i64,
+    pub posts_count: i64,
+}
+
+/// The users among `ids` that exist, from the cache where it has them.
+pub async fn cached(
+    db: &PgPool,
+    caches: &Caches,
+    ids: &[i64],
+) -> Result<HashMap<i64, Arc<CachedUser>>, sqlx::Error> {
+    let (mut found, missed, ticket) = caches.users.get_many(ids);
+    if missed.is_empty() {
+        return Ok(found);
+    }
+    let rows = sqlx::query_as!(
+        CachedUser,
+        r#"SELECT id, username, display_name, bio, role AS "role: Role",
+                  status AS "status: super::Status", token_version, created_at,
+                  followers_count, following_count, posts_count
+           FROM users WHERE id = ANY($1)"#,
+        &missed
+    )
+    .fetch_all(db)
+    .await?;
+    let loaded: HashMap<i64, Arc<CachedUser>> =
+        rows.into_iter().map(|u| (u.id, Arc::new(u))).collect();
+    caches.users.fill(ticket, &missed, &loaded);
+    found.extend(loaded);
+    Ok(found)
 }

@@ -52,6 +52,47 @@ pub struct Media {
     pub bytes: i64,
 }
 
+/// An attached image as stored: what the read cache keeps of it.
+#[derive(Debug, Clone)]
+pub struct StoredMedia {
+    pub id: i64,
+    pub storage_key: String,
+    pub thumb_key: String,
+    pub width: i32,
+    pub height: i32,
+    pub blurhash: String,
+    pub content_type: String,
+}
+
+/// Each post's stored media, in position order. Posts without media are absent.
+pub async fn stored_for_posts(
+    db: impl sqlx::PgExecutor<'_>,
+    post_ids: &[i64],
+) -> Result<HashMap<i64, Vec<StoredMedia>>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT id, post_id AS "post_id!", storage_key, thumb_key, width, height, blurhash, content_type
+           FROM media
+           WHERE post_id = ANY($1)
+           ORDER BY post_id, position"#,
+        post_ids
+    )
+    .fetch_all(db)
+    .await?;
+    let mut by_post: HashMap<i64, Vec<StoredMedia>> = HashMap::new();
+    for row in rows {
+        by_post.entry(row.post_id).or_default().push(StoredMedia {
+            id: row.id,
+            storage_key: row.storage_key,
+            thumb_key: row.thumb_key,
+            width: row.width,
+            height: row.height,
+            blurhash: row.blurhash,
+            content_type: row.content_type,
+        });
+    }
+    Ok(by_post)
+}
+
 /// An image attached to a post, as anyone may see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MediaView {
@@ -269,29 +310,30 @@ impl MediaService {
         db: impl sqlx::PgExecutor<'_>,
         post_ids: &[i64],
     ) -> Result<HashMap<i64, Vec<MediaView>>, MediaError> {
-        let rows = sqlx::query!(
-            r#"SELECT id, post_id AS "post_id!", storage_key, thumb_key, width, height, blurhash, content_type
-               FROM media
-               WHERE post_id = ANY($1)
-               ORDER BY post_id, position"#,
-            post_ids
-        )
-        .fetch_all(db)
-        .await?;
-        let mut by_post: HashMap<i64, Vec<MediaView>> = HashMap::new();
-        for row in rows {
-            let view = MediaView {
-                id: row.id,
-                url: self.storage.url(&row.storage_key).await?,
-                thumbnail_url: self.storage.url(&row.thumb_key).await?,
-                width: row.width,
-                height: row.height,
-                blurhash: row.blurhash,
-                content_type: row.content_type,
-            };
-            by_post.entry(row.post_id).or_default().push(view);
+        let stored = stored_for_posts(db, post_ids).await?;
+        let mut by_post = HashMap::with_capacity(stored.len());
+        for (post_id, media) in stored {
+            by_post.insert(post_id, self.views(&media).await?);
         }
         Ok(by_post)
+    }
+
+    /// How stored media are shown: their URLs are made on each read, since
+    /// presigned ones expire.
+    pub async fn views(&self, stored: &[StoredMedia]) -> Result<Vec<MediaView>, MediaError> {
+        let mut views = Vec::with_capacity(stored.len());
+        for m in stored {
+            views.push(MediaView {
+                id: m.id,
+                url: self.storage.url(&m.storage_key).await?,
+                thumbnail_url: self.storage.url(&m.thumb_key).await?,
+                width: m.width,
+                height: m.height,
+                blurhash: m.blurhash.clone(),
+                content_type: m.content_type.clone(),
+            });
+        }
+        Ok(views)
     }
 
     /// A locally stored object and its content type, for `GET /media/{key}`.

@@ -8,7 +8,8 @@
 pub mod reactions;
 pub mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,9 +17,11 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
-use crate::domain::accounts::Principal;
+use crate::domain::accounts::users::{self, CachedUser};
+use crate::domain::accounts::{Principal, Status};
+use crate::domain::cache::Caches;
 use crate::domain::events::{DomainEvent, EventSink};
-use crate::domain::media::{self, MediaService, MediaView};
+use crate::domain::media::{self, MediaService, MediaView, StoredMedia};
 use crate::domain::pagination::{paginate, IdKey, Page, PageParams};
 use crate::domain::social::{self, PublicProfile};
 use crate::domain::DomainError;
@@ -177,9 +180,185 @@ pub async fn create(
     Ok((post_id, announced))
 }
 
-/// The posts the viewer may see among `ids`, fully assembled, in the order of `ids`.
+/// A post as the read cache keeps it: what every viewer shares, whatever its
+/// state (a deleted or hidden post is kept as such, so it answers 404 from
+/// memory too). What one viewer may see of it is decided on each read.
+#[derive(Debug)]
+pub struct CachedPost {
+    pub id: i64,
+    pub author_id: i64,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub comments_count: i64,
+    pub views_count: i64,
+    pub hidden: bool,
+    pub hidden_reason: Option<String>,
+    pub deleted: bool,
+    pub hashtags: Vec<String>,
+    /// The users mentioned, whatever their state.
+    pub mentions: Vec<i64>,
+    pub reactions: Json<BTreeMap<ReactionKind, i64>>,
+    pub media: Vec<StoredMedia>,
+}
+
+impl CachedPost {
+    /// The rule of `visible_posts`, over cached rows: not deleted, by an
+    /// active author with no block between them and the viewer, and not
+    /// hidden unless the viewer wrote it.
+    fn visible_to(&self, viewer: &Viewer, author: Option<&CachedUser>) -> bool {
+        !self.deleted
+            && (!self.hidden || viewer.id == Some(self.author_id))
+            && author.is_some_and(|a| viewer.sees(a))
+    }
+}
+
+/// What of a viewer's own state a page needs: one query for the page.
+#[derive(Default)]
+struct Viewer {
+    id: Option<i64>,
+    /// Users in a block relation with the viewer, either way.
+    blocked: HashSet<i64>,
+    follows: HashSet<i64>,
+    followers: HashSet<i64>,
+    reactions: HashMap<i64, ReactionKind>,
+}
+
+impl Viewer {
+    /// The rule of `visible_users`: active, and no block either way.
+    fn sees(&self, user: &CachedUser) -> bool {
+        user.status == Status::Active && !self.blocked.contains(&user.id)
+    }
+
+    fn profile(&self, user: &CachedUser) -> PublicProfile {
+        PublicProfile {
+            id: user.id,
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            bio: user.bio.clone(),
+            role: user.role,
+            created_at: user.created_at,
+            followers_count: user.followers_count,
+            following_count: user.following_count,
+            posts_count: user.posts_count,
+            followed_by_me: self.id.map(|_| self.follows.contains(&user.id)),
+            follows_me: self.id.map(|_| self.followers.contains(&user.id)),
+        }
+    }
+
+    async fn load(
+        db: &PgPool,
+        viewer: Option<i64>,
+        users: &[i64],
+        posts: &[i64],
+    ) -> Result<Self, DomainError> {
+        let Some(id) = viewer else {
+            return Ok(Self::default());
+        };
+        let row = sqlx::query!(
+            r#"SELECT
+                 ARRAY(SELECT b.blocked_id FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = ANY($2)
+                       UNION ALL
+                       SELECT b.blocker_id FROM blocks b WHERE b.blocked_id = $1 AND b.blocker_id = ANY($2))
+                     AS "blocked!",
+                 ARRAY(SELECT f.followee_id FROM follows f WHERE f.follower_id = $1 AND f.followee_id = ANY($2))
+                     AS "follows!",
+                 ARRAY(SELECT f.follower_id FROM follows f WHERE f.followee_id = $1 AND f.follower_id = ANY($2))
+                     AS "followers!",
+                 (SELECT coalesce(json_agg(json_build_object('post_id', r.post_id, 'kind', r.kind)), '[]')
+                  FROM reactions r WHERE r.user_id = $1 AND r.post_id = ANY($3))
+                     AS "reactions!: Json<Vec<MyReaction>>""#,
+            id,
+            users,
+            posts
+        )
+        .fetch_one(db)
+        .await?;
+        Ok(Self {
+            id: Some(id),
+            blocked: row.blocked.into_iter().collect(),
+            follows: row.follows.into_iter().collect(),
+            followers: row.followers.into_iter().collect(),
+            reactions: row
+                .reactions
+                .0
+                .into_iter()
+                .map(|r| (r.post_id, r.kind))
+                .collect(),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MyReaction {
+    post_id: i64,
+    kind: ReactionKind,
+}
+
+/// The posts among `ids` that exist, from the cache where it has them.
+async fn cached(
+    db: &PgPool,
+    caches: &Caches,
+    ids: &[i64],
+) -> Result<HashMap<i64, Arc<CachedPost>>, DomainError> {
+    let (mut found, missed, ticket) = caches.posts.get_many(ids);
+    if missed.is_empty() {
+        return Ok(found);
+    }
+    let (rows, mut stored) = tokio::try_join!(
+        async {
+            sqlx::query!(
+                r#"SELECT p.id, p.author_id, p.text, p.created_at, p.edited_at,
+                          p.comments_count, p.views_count, p.hidden_at IS NOT NULL AS "hidden!",
+                          p.hidden_reason, p.deleted_at IS NOT NULL AS "deleted!",
+                          ARRAY(SELECT t.tag FROM post_hashtags t WHERE t.post_id = p.id ORDER BY t.tag)
+                              AS "hashtags!",
+                          ARRAY(SELECT m.user_id FROM post_mentions m WHERE m.post_id = p.id)
+                              AS "mentions!",
+                          (SELECT coalesce(json_object_agg(k.kind, k.n), '{}')
+                           FROM (SELECT r.kind, count(*) AS n FROM reactions r WHERE r.post_id = p.id
+                                 GROUP BY r.kind) k) AS "reactions!: Json<BTreeMap<ReactionKind, i64>>"
+                   FROM posts p WHERE p.id = ANY($1)"#,
+                &missed
+            )
+            .fetch_all(db)
+            .await
+        },
+        media::stored_for_posts(db, &missed),
+    )?;
+    let loaded: HashMap<i64, Arc<CachedPost>> = rows
+        .into_iter()
+        .map(|r| {
+            let post = CachedPost {
+                id: r.id,
+                author_id: r.author_id,
+                text: r.text,
+                created_at: r.created_at,
+                edited_at: r.edited_at,
+                comments_count: r.comments_count,
+                views_count: r.views_count,
+                hidden: r.hidden,
+                hidden_reason: r.hidden_reason,
+                deleted: r.deleted,
+                hashtags: r.hashtags,
+                mentions: r.mentions,
+                reactions: r.reactions,
+                media: stored.remove(&r.id).unwrap_or_default(),
+            };
+            (r.id, Arc::new(post))
+        })
+        .collect();
+    caches.posts.fill(ticket, &missed, &loaded);
+    found.extend(loaded);
+    Ok(found)
+}
+
+/// The posts the viewer may see among `ids`, fully assembled, in the order
+/// of `ids`. Posts and users come from the read cache; the viewer's own
+/// state (blocks, follows, reactions) is one query for the page.
 pub async fn load(
     db: &PgPool,
+    caches: &Caches,
     media: &MediaService,
     viewer: Option<i64>,
     ids: &[i64],
@@ -187,14 +366,61 @@ pub async fn load(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = rows(db, viewer, ids).await?;
-    let (found, author_ids) = keys(&rows);
-    // Independent reads, on two pool connections at once.
-    let (attachments, authors) = tokio::try_join!(
-        async { media.for_posts(db, &found).await.map_err(DomainError::from) },
-        social::profiles(db, viewer, &author_ids),
+    let posts = cached(db, caches, ids).await?;
+    let mut user_ids: Vec<i64> = posts
+        .values()
+        .flat_map(|p| std::iter::once(p.author_id).chain(p.mentions.iter().copied()))
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let post_ids: Vec<i64> = posts.keys().copied().collect();
+    let (users, me) = tokio::try_join!(
+        async {
+            users::cached(db, caches, &user_ids)
+                .await
+                .map_err(DomainError::from)
+        },
+        Viewer::load(db, viewer, &user_ids, &post_ids),
     )?;
-    Ok(assemble(ids, rows, attachments, authors))
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(post) = posts.get(id) else { continue };
+        let author = users.get(&post.author_id).map(|a| &**a);
+        let Some(author) = author.filter(|a| post.visible_to(&me, Some(a))) else {
+            continue;
+        };
+        let mut mentions: Vec<Mention> = post
+            .mentions
+            .iter()
+            .filter_map(|m| users.get(m))
+            .filter(|u| me.sees(u))
+            .map(|u| Mention {
+                id: u.id,
+                username: u.username.clone(),
+            })
+            .collect();
+        mentions.sort_by(|a, b| a.username.cmp(&b.username));
+        let kinds = post.reactions.0.clone();
+        out.push(PostView {
+            id: post.id,
+            author: me.profile(author),
+            text: post.text.clone(),
+            hashtags: post.hashtags.clone(),
+            mentions,
+            media: media.views(&post.media).await?,
+            counts: PostCounts {
+                comments: post.comments_count,
+                views: post.views_count,
+                reactions_total: kinds.values().sum(),
+                reactions: kinds,
+            },
+            my_reaction: me.reactions.get(id).copied(),
+            created_at: post.created_at,
+            edited_at: post.edited_at,
+            hidden_reason: post.hidden_reason.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// [`load`] inside a transaction, which sees its own writes: a write answers
@@ -288,11 +514,12 @@ fn assemble(
 
 pub async fn get(
     db: &PgPool,
+    caches: &Caches,
     media: &MediaService,
     viewer: Option<i64>,
     post_id: i64,
 ) -> Result<PostView, DomainError> {
-    load(db, media, viewer, &[post_id])
+    load(db, caches, media, viewer, &[post_id])
         .await?
         .pop()
         .ok_or(DomainError::NotFound("post"))
@@ -437,6 +664,7 @@ pub async fn history(
 /// A user's posts, newest first.
 pub async fn by_user(
     db: &PgPool,
+    caches: &Caches,
     media: &MediaService,
     viewer: Option<i64>,
     user_id: i64,
@@ -458,7 +686,7 @@ pub async fn by_user(
     .await?;
     let (ids, next_cursor) = paginate(ids, limit, |id| IdKey { id: *id });
     Ok(Page {
-        items: load(db, media, viewer, &ids).await?,
+        items: load(db, caches, media, viewer, &ids).await?,
         next_cursor,
     })
 }

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
 use super::visible_author;
-use crate::domain::events::DomainEvent;
+use crate::domain::events::{DomainEvent, EventSink};
 use crate::domain::pagination::{paginate, Page, PageParams, TimeKey};
 use crate::domain::social::{self, PublicProfile};
 use crate::domain::DomainError;
@@ -65,23 +65,30 @@ pub async fn react(
 }
 
 /// Idempotent.
-pub async fn unreact(db: &PgPool, user_id: i64, post_id: i64) -> Result<(), DomainError> {
-    remove(db, user_id, post_id, None).await
+pub async fn unreact(
+    db: &PgPool,
+    events: &EventSink,
+    user_id: i64,
+    post_id: i64,
+) -> Result<(), DomainError> {
+    remove(db, events, user_id, post_id, None).await
 }
 
 /// Removes the caller's reaction only if it is of `kind`, so taking back a
 /// like leaves a love alone. Idempotent.
 pub async fn unreact_kind(
     db: &PgPool,
+    events: &EventSink,
     user_id: i64,
     post_id: i64,
     kind: ReactionKind,
 ) -> Result<(), DomainError> {
-    remove(db, user_id, post_id, Some(kind)).await
+    remove(db, events, user_id, post_id, Some(kind)).await
 }
 
 async fn remove(
     db: &PgPool,
+    events: &EventSink,
     user_id: i64,
     post_id: i64,
     kind: Option<ReactionKind>,
@@ -97,6 +104,7 @@ async fn remove(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let mut announced = Vec::new();
     if removed > 0 {
         sqlx::query!(
             "UPDATE posts SET reactions_count = reactions_count - 1 WHERE id = $1",
@@ -104,8 +112,9 @@ async fn remove(
         )
         .execute(&mut *tx)
         .await?;
+        announced.push(DomainEvent::ReactionRemoved { post_id, user_id });
     }
-    tx.commit().await?;
+    events.commit(tx, announced).await?;
     Ok(())
 }
 
@@ -207,7 +216,12 @@ pub async fn reactors_by_post(
 }
 
 /// Records that `viewer` saw the post; returns the number of distinct viewers.
-pub async fn record_view(db: &PgPool, viewer: i64, post_id: i64) -> Result<i64, DomainError> {
+pub async fn record_view(
+    db: &PgPool,
+    events: &EventSink,
+    viewer: i64,
+    post_id: i64,
+) -> Result<i64, DomainError> {
     visible_author(db, Some(viewer), post_id).await?;
     let mut tx = db.begin().await?;
     let first = sqlx::query!(
@@ -218,18 +232,24 @@ pub async fn record_view(db: &PgPool, viewer: i64, post_id: i64) -> Result<i64, 
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let views = if first > 0 {
-        sqlx::query_scalar!(
+    let (views, announced) = if first > 0 {
+        let views = sqlx::query_scalar!(
             "UPDATE posts SET views_count = views_count + 1 WHERE id = $1 RETURNING views_count",
             post_id
         )
         .fetch_one(&mut *tx)
-        .await?
+        .await?;
+        let viewed = DomainEvent::PostViewed {
+            post_id,
+            user_id: viewer,
+        };
+        (views, vec![viewed])
     } else {
-        sqlx::query_scalar!("SELECT views_count FROM posts WHERE id = $1", post_id)
+        let views = sqlx::query_scalar!("SELECT views_count FROM posts WHERE id = $1", post_id)
             .fetch_one(&mut *tx)
-            .await?
+            .await?;
+        (views, Vec::new())
     };
-    tx.commit().await?;
+    events.commit(tx, announced).await?;
     Ok(views)
 }

@@ -62,7 +62,9 @@ impl FromRequest for ApiKey {
             let key = key.map_err(|m| CompatError::Unauthorized(m.into()))?;
             let state =
                 state.ok_or_else(|| CompatError::Internal("application state missing".into()))?;
-            Ok(ApiKey(auth::from_api_key(&state.db, &key).await?))
+            Ok(ApiKey(
+                auth::from_api_key(&state.db, &state.caches, &key).await?,
+            ))
         })
     }
 }
@@ -161,7 +163,15 @@ pub async fn feed(
     let cap = state.settings.http.compat_feed_cap;
     Ok(web::Json(Tweets {
         result: true,
-        tweets: microblog::feed(&state.db, &state.media, p.user_id, cap, slice).await?,
+        tweets: microblog::feed(
+            &state.db,
+            &state.caches,
+            &state.media,
+            p.user_id,
+            cap,
+            slice,
+        )
+        .await?,
     }))
 }
 
@@ -246,7 +256,14 @@ pub async fn unlike(
     ApiKey(p): ApiKey,
     id: web::Path<i64>,
 ) -> Result<web::Json<Done>, CompatError> {
-    reactions::unreact_kind(&state.db, p.user_id, id.into_inner(), ReactionKind::Like).await?;
+    reactions::unreact_kind(
+        &state.db,
+        &state.events,
+        p.user_id,
+        id.into_inner(),
+        ReactionKind::Like,
+    )
+    .await?;
     Ok(web::Json(DONE))
 }
 

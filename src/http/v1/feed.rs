@@ -20,6 +20,14 @@ pub async fn feed(
 ) -> Result<web::Json<Page<PostView>>, ApiError> {
     let order = params.order.unwrap_or(FeedOrder::Latest);
     Ok(web::Json(
-        feed::feed(&state.db, &state.media, p.user_id, order, &page).await?,
+        feed::feed(
+            &state.db,
+            &state.caches,
+            &state.media,
+            p.user_id,
+            order,
+            &page,
+        )
+        .await?,
     ))
 }

@@ -72,7 +72,7 @@ pub async fn update(
         bio: body.bio,
     };
     Ok(web::Json(
-        users::update_profile(&state.db, p.user_id, change).await?,
+        users::update_profile(&state.db, &state.events, p.user_id, change).await?,
     ))
 }
 

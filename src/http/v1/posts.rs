@@ -88,7 +88,14 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<web::Json<PostView>, ApiError> {
     Ok(web::Json(
-        posts::get(&state.db, &state.media, viewer.user_id(), id.into_inner()).await?,
+        posts::get(
+            &state.db,
+            &state.caches,
+            &state.media,
+            viewer.user_id(),
+            id.into_inner(),
+        )
+        .await?,
     ))
 }
 
@@ -109,7 +116,7 @@ pub async fn edit(
     let id = id.into_inner();
     posts::edit(&state.db, &state.events, p.user_id, id, &body.text).await?;
     Ok(web::Json(
-        posts::get(&state.db, &state.media, Some(p.user_id), id).await?,
+        posts::get(&state.db, &state.caches, &state.media, Some(p.user_id), id).await?,
     ))
 }
 
@@ -149,7 +156,14 @@ pub async fn by_user(
     state: web::Data<AppState>,
     (viewer, id, page): PageOf,
 ) -> PageAnswer<PostView> {
-    let list = posts::by_user(&state.db, &state.media, viewer.user_id(), *id, &page);
+    let list = posts::by_user(
+        &state.db,
+        &state.caches,
+        &state.media,
+        viewer.user_id(),
+        *id,
+        &page,
+    );
     Ok(web::Json(list.await?))
 }
 
@@ -183,7 +197,7 @@ pub async fn unreact(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    reactions::unreact(&state.db, p.user_id, id.into_inner()).await?;
+    reactions::unreact(&state.db, &state.events, p.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -218,6 +232,6 @@ pub async fn view(
     id: web::Path<i64>,
 ) -> Result<web::Json<ViewCount>, ApiError> {
     Ok(web::Json(ViewCount {
-        views: reactions::record_view(&state.db, p.user_id, id.into_inner()).await?,
+        views: reactions::record_view(&state.db, &state.events, p.user_id, id.into_inner()).await?,
     }))
 }

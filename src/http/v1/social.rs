@@ -106,7 +106,7 @@ pub async fn unblock(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    social::unblock(&state.db, p.user_id, id.into_inner()).await?;
+    social::unblock(&state.db, &state.events, p.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
