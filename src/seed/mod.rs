@@ -1,10 +1,12 @@
 //! Data for trying Rookery out (`rookery seed-demo`: through the domain, and
 //! idempotent) and for measuring it (`rookery seed-bench`: in bulk with
 //! `COPY`, where the domain would take hours, into a database with no users
-//! yet).
+//! yet; `rookery seed-microblog`: the microblog feed benchmark's one viewer,
+//! in bulk, once per database).
 
 pub mod bench;
 pub mod demo;
+pub mod microblog;
 
 /// A small, fast, deterministic generator (SplitMix64); not for secrets.
 pub(crate) struct Rng(pub(crate) u64);
