@@ -118,6 +118,41 @@ pub enum Command {
     /// an exact follower count, posts and timelines. Refuses a database that
     /// already has users. Never in production.
     SeedBench(SeedBenchArgs),
+    /// Load the microblog feed benchmark's data set (`loadtests/microblog_feed.js`):
+    /// a viewer following authors with posts, images and likes, and API keys
+    /// for the viewer and some likers. Refuses (exit code 2) a database that
+    /// already has its users. Never in production.
+    SeedMicroblog(SeedMicroblogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedMicroblogArgs {
+    /// Authors the viewer follows (`mb_author_000`, ...).
+    #[arg(long, default_value_t = 100)]
+    pub followees: usize,
+    /// Posts by those authors, spread over them at random.
+    #[arg(long, default_value_t = 1_000)]
+    pub tweets: usize,
+    /// Posts with one image each.
+    #[arg(long, default_value_t = 200)]
+    pub images: usize,
+    /// Likes in all, from the likers, on the posts (most on a few).
+    #[arg(long, default_value_t = 5_000)]
+    pub likes: usize,
+    /// Accounts who like (`mb_fan_000`, ...).
+    #[arg(long, default_value_t = 200)]
+    pub likers: usize,
+    /// Likers given an API key (the first ones), one per k6 VU that likes.
+    #[arg(long, default_value_t = 50)]
+    pub liker_keys: usize,
+    /// Seed of the generator: the same seed gives the same data set (but
+    /// the API keys and the media's storage keys, which are random).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where to write the viewer's and likers' ids and API keys and the
+    /// post ids (JSON) for k6.
+    #[arg(long, default_value = "loadtests/microblog-users.json")]
+    pub keys_file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ use rookery::domain::events::EventSink;
 use rookery::domain::media::MediaService;
 use rookery::seed::bench;
 use rookery::seed::demo;
+use rookery::seed::microblog::{self, MicroblogSeedError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,7 +34,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, no backtrace: the chain of causes says what to fix.
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // A refusal to run, like a bad argument, is a usage error.
+            match e.downcast_ref::<MicroblogSeedError>() {
+                Some(refused) if refused.is_refusal() => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -92,6 +97,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 keys_file: args.keys_file,
             };
             for line in bench::seed(&pool, &hasher, &options).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::SeedMicroblog(args) => {
+            migrate(&settings).await?;
+            let pool = db::pool(&settings.database)?;
+            let options = microblog::MicroblogOptions {
+                followees: args.followees,
+                tweets: args.tweets,
+                images: args.images,
+                likes: args.likes,
+                likers: args.likers,
+                liker_keys: args.liker_keys,
+                feed_cap: settings.http.compat_feed_cap,
+                seed: args.seed,
+                keys_file: args.keys_file,
+            };
+            for line in microblog::seed(&pool, &options).await?.report {
                 println!("{line}");
             }
             Ok(())

@@ -23,6 +23,8 @@ use crate::domain::accounts::tokens::{random_token, sha256};
 use crate::domain::accounts::{validate, AccountError, PasswordHasher};
 use crate::domain::posts::text;
 
+use super::Rng;
+
 /// At most every `CELEBRITY_EVERY`-th post is written by a celebrity (in
 /// turn), so their followers' feeds hold their posts too; small data sets
 /// give celebrities a larger share, so they still have posts.
@@ -108,25 +110,6 @@ struct KeysFile<'a> {
     password: &'a str,
     users: &'a [BenchUser],
     celebrities: &'a [Celebrity],
-}
-
-/// A small, fast, deterministic generator (SplitMix64); not for secrets.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the bias is negligible for our sizes).
-    fn below(&mut self, n: usize) -> usize {
-        // usize fits in u64 on every supported target, and the result is < n.
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
 }
 
 /// Buffers rows of a `COPY ... FROM STDIN` (text format) and sends them in chunks.

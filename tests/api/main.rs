@@ -24,6 +24,7 @@ mod posts;
 mod pulled;
 mod reactions;
 mod revocation;
+mod seed_microblog;
 mod social;
 mod stream;
 mod subscriptions;
