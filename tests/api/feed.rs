@@ -782,30 +782,3 @@ async fn a_stuck_supervisor_is_restarted_and_its_event_handled_once() {
     assert_eq!(told, 1, "the fan is told of the post once");
     assert_eq!(feed_ids(&app, &fan.access, "").await, vec![post]);
 }
-
-#[actix_web::test]
-async fn the_latest_feed_query_reuses_one_generic_plan() {
-    use rookery_actors::consumers::feed::{page, FeedOrder};
-    let app = spawn_app().await;
-    let alice = app.user("alice").await;
-    // One connection, so the statement the page prepared is the one
-    // `pg_prepared_statements` shows.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&app.database_url)
-        .await
-        .unwrap();
-    for _ in 0..3 {
-        page(&one, alice.id, FeedOrder::Latest, None, 21)
-            .await
-            .unwrap();
-    }
-    let (generic, custom): (i64, i64) = sqlx::query_as(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
-         WHERE statement LIKE 'WITH timeline AS%'",
-    )
-    .fetch_one(&one)
-    .await
-    .unwrap();
-    assert_eq!((generic, custom), (3, 0), "planned once, reused");
-}
