@@ -19,10 +19,10 @@
 //! - an invalidation moves the stamp before it removes the entry, and a fill
 //!   checks the stamp again after inserting, so whichever comes second wins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rookery_actors::delivery::changes::ChangeListener;
@@ -41,15 +41,19 @@ const STRIPES: usize = 64;
 pub struct CacheSettings {
     pub posts: u64,
     pub users: u64,
+    /// First pages of home feeds.
+    pub timelines: u64,
     pub idle: Duration,
 }
 
 impl Default for CacheSettings {
-    /// About 20 MB of posts (a cached post is about 1 KB) and 10 MB of users.
+    /// About 20 MB of posts (a cached post is about 1 KB), 10 MB of users
+    /// and 20 MB of pages of ids.
     fn default() -> Self {
         Self {
             posts: 20_000,
             users: 20_000,
+            timelines: 20_000,
             idle: Duration::from_secs(600),
         }
     }
@@ -180,12 +184,134 @@ where
     }
 }
 
+/// The first page of a user's home feed (latest first): the post ids, and
+/// the authors whose posts may enter it.
+#[derive(Debug)]
+pub struct TimelinePage {
+    /// Up to [`TIMELINE_PAGE`] ids, newest first; fewer when that is all
+    /// the feed holds.
+    pub ids: Vec<i64>,
+    /// The user and everyone they follow.
+    pub authors: Vec<i64>,
+}
+
+/// Ids kept per cached page: the largest page a client may ask for, and one
+/// more to tell whether there is a next page.
+pub const TIMELINE_PAGE: usize = crate::domain::pagination::MAX_LIMIT as usize + 1;
+
+/// Past this many (author, reader) pairs the index of readers is emptied,
+/// with the pages it indexes.
+const READERS_MAX: usize = 1_000_000;
+
+/// Pages of ids, and which cached pages each author's posts may enter.
+pub struct Timelines {
+    pub pages: Cache<i64, TimelinePage>,
+    /// Author → users whose cached page includes their posts. Entries are
+    /// added before a page is cached and never removed alone (a stale entry
+    /// only costs a needless invalidation); the whole index goes when it
+    /// grows too large.
+    readers: Mutex<(HashMap<i64, HashSet<i64>>, usize)>,
+    /// Moves with every change by an author: a page read while it moved may
+    /// have missed it before its reader was indexed, so it is not kept.
+    by_authors: AtomicU64,
+}
+
+/// What a timeline fill must show.
+pub struct TimelineTicket {
+    ticket: Option<Ticket>,
+    by_authors: u64,
+}
+
+impl Timelines {
+    /// The cached first page of `user_id`, or a ticket to fill it.
+    pub fn get(&self, user_id: i64) -> Result<Arc<TimelinePage>, TimelineTicket> {
+        let by_authors = self.by_authors.load(Ordering::SeqCst);
+        let (mut found, _, ticket) = self.pages.get_many(&[user_id]);
+        found
+            .remove(&user_id)
+            .ok_or(TimelineTicket { ticket, by_authors })
+    }
+
+    /// Keeps a page read after `ticket` was taken, unless a change may have
+    /// slipped past it.
+    pub fn fill(&self, user_id: i64, ticket: TimelineTicket, page: Arc<TimelinePage>) {
+        if ticket.ticket.is_none() {
+            return;
+        }
+        let over = {
+            let Ok(mut guard) = self.readers.lock() else {
+                return;
+            };
+            let (readers, pairs) = &mut *guard;
+            for author in &page.authors {
+                if readers.entry(*author).or_default().insert(user_id) {
+                    *pairs += 1;
+                }
+            }
+            *pairs > READERS_MAX
+        };
+        if over {
+            self.trim();
+            return;
+        }
+        if self.by_authors.load(Ordering::SeqCst) != ticket.by_authors {
+            return;
+        }
+        self.pages
+            .fill(ticket.ticket, &[user_id], &HashMap::from([(user_id, page)]));
+        if self.by_authors.load(Ordering::SeqCst) != ticket.by_authors {
+            self.pages.forget(&user_id);
+        }
+    }
+
+    /// Forgets the pages `author_id`'s posts may be in.
+    fn forget_author(&self, author_id: i64) {
+        self.by_authors.fetch_add(1, Ordering::SeqCst);
+        let readers: Vec<i64> = match self.readers.lock() {
+            Ok(guard) => guard
+                .0
+                .get(&author_id)
+                .map_or_else(Vec::new, |r| r.iter().copied().collect()),
+            // A panic elsewhere left the index unknown: forget every page.
+            Err(_) => {
+                self.pages.forget_where(|_| true);
+                return;
+            }
+        };
+        for user_id in readers {
+            self.pages.forget(&user_id);
+        }
+        self.pages.forget(&author_id);
+    }
+
+    fn trim(&self) {
+        let Ok(mut guard) = self.readers.lock() else {
+            return;
+        };
+        if guard.1 > READERS_MAX {
+            // Pages first, so none outlives its index entries.
+            self.by_authors.fetch_add(1, Ordering::SeqCst);
+            self.pages.forget_where(|_| true);
+            *guard = (HashMap::new(), 0);
+        }
+    }
+
+    fn clear(&self) {
+        self.by_authors.fetch_add(1, Ordering::SeqCst);
+        self.pages.map.invalidate_all();
+        if let Ok(mut guard) = self.readers.lock() {
+            *guard = (HashMap::new(), 0);
+        }
+    }
+}
+
 /// Every read cache of this node.
 pub struct Caches {
     pub posts: Cache<i64, CachedPost>,
     pub users: Cache<i64, CachedUser>,
     /// API keys by the SHA-256 of the key.
     pub keys: Cache<Vec<u8>, CachedKey>,
+    pub timelines: Timelines,
     gate: Arc<Gate>,
 }
 
@@ -201,6 +327,11 @@ impl Caches {
             posts: Cache::new(settings.posts, settings.idle, gate.clone()),
             users: Cache::new(settings.users, settings.idle, gate.clone()),
             keys: Cache::new(settings.users, settings.idle, gate.clone()),
+            timelines: Timelines {
+                pages: Cache::new(settings.timelines, settings.idle, gate.clone()),
+                readers: Mutex::new((HashMap::new(), 0)),
+                by_authors: AtomicU64::new(0),
+            },
             gate,
         })
     }
@@ -255,9 +386,50 @@ fn touched(event: &DomainEvent) -> (Vec<i64>, Vec<i64>) {
     }
 }
 
+/// Whose pages of ids an event may change: the readers of an author's
+/// posts, or the users named.
+fn timelines_touched(event: &DomainEvent) -> (Option<i64>, Vec<i64>) {
+    use DomainEvent as E;
+    match event {
+        E::PostCreated { author_id, .. }
+        | E::PostDeleted { author_id, .. }
+        | E::TimelineWrite { author_id, .. }
+        | E::ContentModerated { author_id, .. } => (Some(*author_id), vec![]),
+        // A suspension or a deletion takes the user's posts out of every feed.
+        E::CredentialsRevoked {
+            user_id,
+            api_key_id: None,
+        } => (Some(*user_id), vec![]),
+        E::Followed {
+            follower_id,
+            followee_id,
+        }
+        | E::Unfollowed {
+            follower_id,
+            followee_id,
+        } => (None, vec![*follower_id, *followee_id]),
+        E::Blocked {
+            blocker_id,
+            blocked_id,
+        }
+        | E::Unblocked {
+            blocker_id,
+            blocked_id,
+        } => (None, vec![*blocker_id, *blocked_id]),
+        _ => (None, vec![]),
+    }
+}
+
 impl ChangeListener for Caches {
     fn changed(&self, events: &[DomainEvent]) {
         for event in events {
+            let (author, readers) = timelines_touched(event);
+            if let Some(author) = author {
+                self.timelines.forget_author(author);
+            }
+            for user_id in readers {
+                self.timelines.pages.forget(&user_id);
+            }
             let (posts, users) = touched(event);
             for id in posts {
                 self.posts.forget(&id);
@@ -284,6 +456,7 @@ impl ChangeListener for Caches {
         self.posts.map.invalidate_all();
         self.users.map.invalidate_all();
         self.keys.map.invalidate_all();
+        self.timelines.clear();
         self.gate.trusted.store(trusted, Ordering::SeqCst);
     }
 }
@@ -377,5 +550,67 @@ mod tests {
         assert!(!c.trusted());
         c.reset(true);
         assert!(c.trusted());
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    fn page(authors: &[i64]) -> Arc<TimelinePage> {
+        Arc::new(TimelinePage {
+            ids: vec![3, 2, 1],
+            authors: authors.to_vec(),
+        })
+    }
+
+    #[test]
+    fn an_authors_change_forgets_the_pages_of_their_readers_only() {
+        let c = Caches::new(CacheSettings::default());
+        for (user, authors) in [(1, vec![10, 1]), (2, vec![11, 2])] {
+            let Err(ticket) = c.timelines.get(user) else {
+                panic!("empty cache")
+            };
+            c.timelines.fill(user, ticket, page(&authors));
+        }
+        assert!(c.timelines.get(1).is_ok() && c.timelines.get(2).is_ok());
+        c.changed(&[DomainEvent::PostCreated {
+            post_id: 5,
+            author_id: 10,
+        }]);
+        assert!(c.timelines.get(1).is_err(), "a reader of 10");
+        assert!(c.timelines.get(2).is_ok(), "not a reader of 10");
+    }
+
+    #[test]
+    fn a_page_read_while_any_author_changed_is_not_kept() {
+        let c = Caches::new(CacheSettings::default());
+        let Err(ticket) = c.timelines.get(1) else {
+            panic!("empty cache")
+        };
+        // Committed while the page was being read, by an author the index
+        // did not yet link to user 1.
+        c.changed(&[DomainEvent::TimelineWrite {
+            post_id: 5,
+            author_id: 10,
+        }]);
+        c.timelines.fill(1, ticket, page(&[10, 1]));
+        assert!(c.timelines.get(1).is_err());
+    }
+
+    #[test]
+    fn a_follow_forgets_both_pages() {
+        let c = Caches::new(CacheSettings::default());
+        for user in [1, 2] {
+            let Err(ticket) = c.timelines.get(user) else {
+                panic!("empty cache")
+            };
+            c.timelines.fill(user, ticket, page(&[user]));
+        }
+        c.changed(&[DomainEvent::Followed {
+            follower_id: 1,
+            followee_id: 2,
+        }]);
+        assert!(c.timelines.get(1).is_err() && c.timelines.get(2).is_err());
     }
 }

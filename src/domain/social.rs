@@ -369,3 +369,13 @@ pub async fn blocks(
     });
     Ok(Page { items, next_cursor })
 }
+
+/// Everyone `user_id` follows, whatever their state.
+pub async fn followees(db: &PgPool, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT followee_id FROM follows WHERE follower_id = $1",
+        user_id
+    )
+    .fetch_all(db)
+    .await
+}

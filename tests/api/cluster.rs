@@ -863,3 +863,91 @@ async fn a_node_cut_off_from_redis_reads_from_postgres_rather_than_a_stale_cache
     drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }
+
+/// The ids of the first page of `token`'s home feed, read through `base`.
+async fn feed_ids(client: &reqwest::Client, base: &str, token: &str) -> Vec<i64> {
+    let res = client
+        .get(format!("{base}/api/v1/feed"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_cached_feed_page_on_one_node_follows_the_changes_made_on_the_other() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &redis_url);
+    let (a_url, b_url) = (a.base.clone(), b.base.clone());
+    let client = reqwest::Client::new();
+    let (alice, bob) = alice_follows_bob(&client, &a_url, &a_url).await;
+    let first = post(&client, &a_url, &bob, "first").await;
+    // Node B caches both first pages.
+    let started = Instant::now();
+    while !feed_ids(&client, &b_url, &alice).await.contains(&first) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never fanned out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(feed_ids(&client, &b_url, &bob).await, vec![first]);
+
+    // The author's own page shows a new post at once; the follower's once
+    // the fan-out has written it, which node A's supervisor announces.
+    let second = post(&client, &a_url, &bob, "second").await;
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(feed_ids(&client, &b_url, &bob).await, vec![second, first]);
+    let started = Instant::now();
+    while feed_ids(&client, &b_url, &alice).await != vec![second, first] {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never fanned out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let res = client
+        .delete(format!("{a_url}/api/v1/posts/{second}"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(feed_ids(&client, &b_url, &alice).await, vec![first]);
+    assert_eq!(feed_ids(&client, &b_url, &bob).await, vec![first]);
+
+    let bob_id = client
+        .get(format!("{a_url}/api/v1/me"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = client
+        .delete(format!("{a_url}/api/v1/users/{bob_id}/follow"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert!(feed_ids(&client, &b_url, &alice).await.is_empty());
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}

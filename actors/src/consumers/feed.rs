@@ -44,6 +44,27 @@ impl EventHandler for FeedHandler {
     const KIND: ConsumerKind = ConsumerKind::Feed;
 
     async fn apply(&self, work: &mut Work<'_>, event: &DomainEvent) -> Result<(), sqlx::Error> {
+        self.handle(work, event).await?;
+        // What changed the timelines (written out, taken out, or an author
+        // newly merged on read) is announced again once it commits, so the
+        // caches of pages of ids forget them then too.
+        if matches!(
+            event,
+            DomainEvent::PostCreated { .. }
+                | DomainEvent::TimelineWrite { .. }
+                | DomainEvent::PostDeleted { .. }
+                | DomainEvent::Followed { .. }
+                | DomainEvent::Unfollowed { .. }
+                | DomainEvent::Blocked { .. }
+        ) {
+            work.announced.changed.push(event.clone());
+        }
+        Ok(())
+    }
+}
+
+impl FeedHandler {
+    async fn handle(&self, work: &mut Work<'_>, event: &DomainEvent) -> Result<(), sqlx::Error> {
         let tx = &mut *work.tx;
         match *event {
             DomainEvent::PostCreated { post_id, author_id } => {
@@ -164,9 +185,7 @@ impl EventHandler for FeedHandler {
             _ => Ok(()),
         }
     }
-}
 
-impl FeedHandler {
     /// Whether `author_id`'s posts are merged on read rather than written out;
     /// decides (and records) it when the author passes the limit.
     async fn is_pulled(&self, tx: &mut PgConnection, author_id: i64) -> Result<bool, sqlx::Error> {
