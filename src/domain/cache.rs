@@ -352,14 +352,17 @@ fn touched(event: &DomainEvent) -> (Vec<i64>, Vec<i64>) {
     use DomainEvent as E;
     match event {
         E::PostCreated { author_id, .. } => (vec![], vec![*author_id]),
-        E::PostEdited { post_id, .. } | E::CommentCreated { post_id, .. } => {
-            (vec![*post_id], vec![])
-        }
+        E::PostEdited { post_id, .. }
+        | E::CommentCreated { post_id, .. }
+        | E::CommentDeleted { post_id, .. } => (vec![*post_id], vec![]),
         E::PostDeleted { post_id, author_id } => (vec![*post_id], vec![*author_id]),
         E::ReactionAdded { post_id, .. }
         | E::ReactionRemoved { post_id, .. }
-        | E::PostViewed { post_id, .. }
-        | E::ContentModerated { post_id, .. } => (vec![*post_id], vec![]),
+        | E::PostViewed { post_id, .. } => (vec![*post_id], vec![]),
+        // A hidden post leaves its author's post count.
+        E::ContentModerated {
+            post_id, author_id, ..
+        } => (vec![*post_id], vec![*author_id]),
         E::Followed {
             follower_id,
             followee_id,
@@ -444,7 +447,13 @@ impl ChangeListener for Caches {
             {
                 match api_key_id {
                     Some(key_id) => self.keys.forget_where(move |k| k.key_id == key_id),
-                    None => self.keys.forget_where(move |k| k.user_id == user_id),
+                    None => {
+                        self.keys.forget_where(move |k| k.user_id == user_id);
+                        // A suspension or a deletion changes the counts of
+                        // everyone the user follows or is followed by (what the
+                        // lists show): forget every user (this is rare).
+                        self.users.forget_where(|_| true);
+                    }
                 }
             }
         }

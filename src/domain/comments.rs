@@ -270,7 +270,12 @@ pub async fn edit(
 
 /// The author, the post's author, or a moderator. A top-level comment takes
 /// its replies with it; counters follow in the same transaction.
-pub async fn delete(db: &PgPool, by: &Principal, comment_id: i64) -> Result<(), DomainError> {
+pub async fn delete(
+    db: &PgPool,
+    events: &EventSink,
+    by: &Principal,
+    comment_id: i64,
+) -> Result<(), DomainError> {
     let row = visible(db, Some(by.user_id), comment_id).await?;
     let post_author = posts::visible_author(db, Some(by.user_id), row.post_id).await?;
     if row.author_id != by.user_id && post_author != by.user_id && !by.role.can_moderate() {
@@ -305,6 +310,14 @@ pub async fn delete(db: &PgPool, by: &Principal, comment_id: i64) -> Result<(), 
             .await?;
         }
     }
-    tx.commit().await?;
+    let announced = if removed.is_empty() {
+        Vec::new()
+    } else {
+        vec![DomainEvent::CommentDeleted {
+            comment_id,
+            post_id: row.post_id,
+        }]
+    };
+    events.commit(tx, announced).await?;
     Ok(())
 }

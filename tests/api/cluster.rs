@@ -699,17 +699,23 @@ async fn every_change_made_on_one_node_shows_on_the_other_within_100_ms() {
         200,
         |seen| seen["counts"]["reactions_total"] == 0
     );
+    let comment: i64;
     after!(
-        on_a(
-            client
+        {
+            let made = client
                 .post(format!("{posts}/comments"))
                 .bearer_auth(&carol)
-                .json(&json!({"text": "hi"})),
-            201
-        )
-        .await,
+                .json(&json!({"text": "hi"}));
+            comment = on_a(made, 201).await["id"].as_i64().unwrap();
+        },
         200,
         |seen| seen["counts"]["comments"] == 1
+    );
+    let comment_url = format!("{a_url}/api/v1/comments/{comment}");
+    after!(
+        on_a(client.delete(&comment_url).bearer_auth(&carol), 204).await,
+        200,
+        |seen| seen["counts"]["comments"] == 0
     );
     after!(
         on_a(

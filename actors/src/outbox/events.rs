@@ -120,6 +120,11 @@ pub enum DomainEvent {
         blocker_id: i64,
         blocked_id: i64,
     },
+    /// A comment was deleted, with its replies.
+    CommentDeleted {
+        comment_id: i64,
+        post_id: i64,
+    },
     /// A user changed their display name or bio.
     ProfileEdited {
         user_id: i64,
@@ -153,6 +158,7 @@ impl DomainEvent {
             Self::ReactionRemoved { .. }
             | Self::PostViewed { .. }
             | Self::Unblocked { .. }
+            | Self::CommentDeleted { .. }
             | Self::ProfileEdited { .. } => &[],
             _ => &[Feed, Notifications],
         }

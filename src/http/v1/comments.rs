@@ -122,6 +122,6 @@ pub async fn delete(
     Auth(p): Auth,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    comments::delete(&state.db, &p, id.into_inner()).await?;
+    comments::delete(&state.db, &state.events, &p, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
