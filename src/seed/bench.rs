@@ -550,21 +550,8 @@ pub async fn seed(
         users: &accounts,
         celebrities: &celebrities,
     })?;
-    let path = options.keys_file.display().to_string();
-    if let Some(dir) = options
-        .keys_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| BenchError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    std::fs::write(&options.keys_file, json).map_err(|source| BenchError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    super::write_keys_file(&options.keys_file, &json)
+        .map_err(|(path, source)| BenchError::Io { path, source })?;
     for c in &celebrities {
         report.push(format!(
             "celebrity {} (id {}) has {} followers (users[0..{}] of the keys file), {}",
@@ -580,7 +567,8 @@ pub async fn seed(
         ));
     }
     report.push(format!(
-        "keys file: {path} (user ids, usernames and API keys; secret: keep it out of git)"
+        "keys file: {} (user ids, usernames and API keys; secret: keep it out of git)",
+        options.keys_file.display()
     ));
     report.push(format!("done in {:.1?}", started.elapsed()));
     Ok(report)

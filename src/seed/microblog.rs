@@ -627,22 +627,9 @@ pub async fn seed(db: &PgPool, options: &MicroblogOptions) -> Result<Seeded, Mic
     };
 
     // The keys file before the commit: if it cannot be written, nothing was loaded.
-    let path = options.keys_file.display().to_string();
     let json = serde_json::to_vec(&seeded)?;
-    if let Some(dir) = options
-        .keys_file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| MicroblogSeedError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    std::fs::write(&options.keys_file, json).map_err(|source| MicroblogSeedError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    super::write_keys_file(&options.keys_file, &json)
+        .map_err(|(path, source)| MicroblogSeedError::Io { path, source })?;
 
     let t = Instant::now();
     tx.commit().await?;
@@ -663,8 +650,9 @@ pub async fn seed(db: &PgPool, options: &MicroblogOptions) -> Result<Seeded, Mic
         ));
     }
     report.push(format!(
-        "keys file: {path} ({VIEWER}'s API key and {} likers', with the post ids; \
+        "keys file: {} ({VIEWER}'s API key and {} likers', with the post ids; \
          secret: keep it out of git)",
+        options.keys_file.display(),
         seeded.likers.len()
     ));
     report.push(format!("done in {:.1?}", started.elapsed()));

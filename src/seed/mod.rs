@@ -26,3 +26,15 @@ impl Rng {
         usize::try_from(self.next() % n as u64).unwrap_or(0)
     }
 }
+
+/// Writes a keys file, creating its directory first; a failure names the path.
+pub fn write_keys_file(
+    path: &std::path::Path,
+    json: &[u8],
+) -> Result<(), (String, std::io::Error)> {
+    let named = |source| (path.display().to_string(), source);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(named)?;
+    }
+    std::fs::write(path, json).map_err(named)
+}
