@@ -223,7 +223,15 @@ pub struct TimelineTicket {
 }
 
 impl Timelines {
-    /// The cached first page of `user_id`, or a ticket to fill it.
+    fn new(capacity: u64, idle: Duration, gate: &Arc<Gate>) -> Self {
+        Self {
+            pages: Cache::new(capacity, idle, gate.clone()),
+            readers: Mutex::new((HashMap::new(), 0)),
+            by_authors: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached page of `user_id`, or a ticket to fill it.
     pub fn get(&self, user_id: i64) -> Result<Arc<TimelinePage>, TimelineTicket> {
         let by_authors = self.by_authors.load(Ordering::SeqCst);
         let (mut found, _, ticket) = self.pages.get_many(&[user_id]);
@@ -312,6 +320,11 @@ pub struct Caches {
     /// API keys by the SHA-256 of the key.
     pub keys: Cache<Vec<u8>, CachedKey>,
     pub timelines: Timelines,
+    /// Each microblog reader's candidates: their own and their followees'
+    /// newest posts, kept and forgotten as the timelines are.
+    pub candidates: Timelines,
+    /// Who liked each post, newest first (at most the microblog's list cap).
+    pub likers: Cache<i64, Vec<i64>>,
     gate: Arc<Gate>,
 }
 
@@ -327,11 +340,9 @@ impl Caches {
             posts: Cache::new(settings.posts, settings.idle, gate.clone()),
             users: Cache::new(settings.users, settings.idle, gate.clone()),
             keys: Cache::new(settings.users, settings.idle, gate.clone()),
-            timelines: Timelines {
-                pages: Cache::new(settings.timelines, settings.idle, gate.clone()),
-                readers: Mutex::new((HashMap::new(), 0)),
-                by_authors: AtomicU64::new(0),
-            },
+            timelines: Timelines::new(settings.timelines, settings.idle, &gate),
+            candidates: Timelines::new(settings.timelines / 10, settings.idle, &gate),
+            likers: Cache::new(settings.posts, settings.idle, gate.clone()),
             gate,
         })
     }
@@ -427,15 +438,18 @@ impl ChangeListener for Caches {
     fn changed(&self, events: &[DomainEvent]) {
         for event in events {
             let (author, readers) = timelines_touched(event);
-            if let Some(author) = author {
-                self.timelines.forget_author(author);
-            }
-            for user_id in readers {
-                self.timelines.pages.forget(&user_id);
+            for pages in [&self.timelines, &self.candidates] {
+                if let Some(author) = author {
+                    pages.forget_author(author);
+                }
+                for user_id in &readers {
+                    pages.pages.forget(user_id);
+                }
             }
             let (posts, users) = touched(event);
             for id in posts {
                 self.posts.forget(&id);
+                self.likers.forget(&id);
             }
             for id in users {
                 self.forget_user(id);
@@ -466,6 +480,8 @@ impl ChangeListener for Caches {
         self.users.map.invalidate_all();
         self.keys.map.invalidate_all();
         self.timelines.clear();
+        self.candidates.clear();
+        self.likers.map.invalidate_all();
         self.gate.trusted.store(trusted, Ordering::SeqCst);
     }
 }

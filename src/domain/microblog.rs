@@ -6,13 +6,15 @@
 //! unchanged. This module only reshapes what they return; its HTTP edge is
 //! `crate::http::microblog`.
 
-use crate::domain::cache::Caches;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::Principal;
+use crate::domain::cache::{Caches, TimelinePage};
 use crate::domain::events::EventSink;
 use crate::domain::media::MediaService;
 use crate::domain::pagination::{PageParams, MAX_LIMIT};
@@ -145,30 +147,28 @@ pub async fn feed(
         return Ok(Vec::new());
     };
     // Candidates only: `posts::load` below applies every visibility rule
-    // again (the native ones, and any added later), so this query cannot
-    // leak a post. It filters the same rules too, so pages stay full.
-    let ids = sqlx::query_scalar!(
-        r#"WITH recent AS (
-               SELECT p.id, p.created_at FROM visible_posts($1) p
-               WHERE p.author_id IN (SELECT $1::bigint
-                                     UNION ALL
-                                     SELECT f.followee_id FROM follows f WHERE f.follower_id = $1)
-               ORDER BY p.id DESC
-               LIMIT $2)
-           SELECT r.id AS "id!" FROM recent r
-           ORDER BY (SELECT count(*) FROM reactions x WHERE x.post_id = r.id AND x.kind = 'like') DESC,
-                    r.created_at DESC, r.id DESC
-           OFFSET $3 LIMIT $4"#,
-        viewer,
-        cap,
-        skip,
-        take
-    )
-    .fetch_all(db)
-    .await?;
-    let loaded = posts::load(db, caches, media, Some(viewer), &ids).await?;
-    let mut likes =
-        reactions::reactors_by_post(db, Some(viewer), &ids, ReactionKind::Like, LIST_CAP).await?;
+    // again, so a stale candidate cannot leak a post. They are ranked here
+    // by the like counts of the cached posts (kept true by every reaction).
+    let candidates = candidates(db, caches, viewer, cap).await?;
+    let cached = posts::cached(db, caches, &candidates.ids).await?;
+    let mut ranked: Vec<(i64, DateTime<Utc>, i64)> = candidates
+        .ids
+        .iter()
+        .filter_map(|id| cached.get(id))
+        .map(|p| {
+            let likes = p.reactions.0.get(&ReactionKind::Like).copied();
+            (likes.unwrap_or(0), p.created_at, p.id)
+        })
+        .collect();
+    // Most liked first, then newest.
+    ranked.sort_unstable_by(|a, b| b.cmp(a));
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    let take = usize::try_from(take).unwrap_or(0);
+    let ids: Vec<i64> = ranked.iter().skip(skip).take(take).map(|r| r.2).collect();
+    let (loaded, mut likes) = tokio::try_join!(
+        posts::load(db, caches, media, Some(viewer), &ids),
+        reactions::likers_by_post(db, caches, viewer, &ids, LIST_CAP),
+    )?;
     Ok(loaded
         .into_iter()
         .map(|post| Tweet {
@@ -225,6 +225,39 @@ async fn connections(
             _ => return Ok(out),
         }
     }
+}
+
+/// The newest `cap` posts of `viewer` and the people they follow, as
+/// `visible_posts` gives them to `viewer`, from the cache when it has them
+/// (kept and forgotten as the home feed's first pages are).
+async fn candidates(
+    db: &PgPool,
+    caches: &Caches,
+    viewer: i64,
+    cap: i64,
+) -> Result<Arc<TimelinePage>, DomainError> {
+    let ticket = match caches.candidates.get(viewer) {
+        Ok(page) => return Ok(page),
+        Err(ticket) => ticket,
+    };
+    let (ids, mut authors) = tokio::try_join!(
+        sqlx::query_scalar!(
+            r#"SELECT p.id AS "id!" FROM visible_posts($1) p
+               WHERE p.author_id IN (SELECT $1::bigint
+                                     UNION ALL
+                                     SELECT f.followee_id FROM follows f WHERE f.follower_id = $1)
+               ORDER BY p.id DESC
+               LIMIT $2"#,
+            viewer,
+            cap
+        )
+        .fetch_all(db),
+        social::followees(db, viewer),
+    )?;
+    authors.push(viewer);
+    let page = Arc::new(TimelinePage { ids, authors });
+    caches.candidates.fill(viewer, ticket, page.clone());
+    Ok(page)
 }
 
 #[cfg(test)]

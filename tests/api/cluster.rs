@@ -957,3 +957,108 @@ async fn a_cached_feed_page_on_one_node_follows_the_changes_made_on_the_other() 
     drop((a, b));
     let _ = drop_database(&base_database_url(), &db_name).await;
 }
+
+/// The microblog feed of the key's owner through `base`: (id, liker ids) in order.
+async fn tweets(client: &reqwest::Client, base: &str, key: &str) -> Vec<(i64, Vec<i64>)> {
+    let res = client
+        .get(format!("{base}/api/tweets"))
+        .header("api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["tweets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let likers = t["likes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["user_id"].as_i64().unwrap())
+                .collect();
+            (t["id"].as_i64().unwrap(), likers)
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_cached_microblog_feed_on_one_node_follows_likes_and_posts_made_on_the_other() {
+    let redis_url = redis_url();
+    let (_base, db_name, url) = fresh_database().await;
+    let a = Node::start(&url, &redis_url);
+    let b = Node::start(&url, &redis_url);
+    let (a_url, b_url) = (a.base.clone(), b.base.clone());
+    let client = reqwest::Client::new();
+    let (alice, bob) = alice_follows_bob(&client, &a_url, &a_url).await;
+    let key = client
+        .post(format!("{a_url}/api/v1/me/api-keys"))
+        .bearer_auth(&alice)
+        .json(&json!({"name": "web client"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_id = client
+        .get(format!("{a_url}/api/v1/me"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let older = post(&client, &a_url, &bob, "older").await;
+    let newer = post(&client, &a_url, &bob, "newer").await;
+    // Node B caches the candidates, the posts and their likers.
+    assert_eq!(
+        tweets(&client, &b_url, &key).await,
+        vec![(newer, vec![]), (older, vec![])]
+    );
+
+    let like = format!("{a_url}/api/tweets/{older}/likes");
+    let res = client
+        .post(&like)
+        .header("api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(
+        tweets(&client, &b_url, &key).await,
+        vec![(older, vec![alice_id]), (newer, vec![])],
+        "the liked tweet first, with its liker"
+    );
+
+    let res = client
+        .delete(&like)
+        .header("api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(
+        tweets(&client, &b_url, &key).await,
+        vec![(newer, vec![]), (older, vec![])]
+    );
+
+    let newest = post(&client, &a_url, &bob, "newest").await;
+    tokio::time::sleep(REFLECTED_WITHIN).await;
+    assert_eq!(
+        tweets(&client, &b_url, &key).await,
+        vec![(newest, vec![]), (newer, vec![]), (older, vec![])]
+    );
+    drop((a, b));
+    let _ = drop_database(&base_database_url(), &db_name).await;
+}

@@ -215,7 +215,7 @@ impl CachedPost {
 
 /// What of a viewer's own state a page needs: one query for the page.
 #[derive(Default)]
-struct Viewer {
+pub(crate) struct Viewer {
     id: Option<i64>,
     /// Users in a block relation with the viewer, either way.
     blocked: HashSet<i64>,
@@ -226,11 +226,11 @@ struct Viewer {
 
 impl Viewer {
     /// The rule of `visible_users`: active, and no block either way.
-    fn sees(&self, user: &CachedUser) -> bool {
+    pub(crate) fn sees(&self, user: &CachedUser) -> bool {
         user.status == Status::Active && !self.blocked.contains(&user.id)
     }
 
-    fn profile(&self, user: &CachedUser) -> PublicProfile {
+    pub(crate) fn profile(&self, user: &CachedUser) -> PublicProfile {
         PublicProfile {
             id: user.id,
             username: user.username.clone(),
@@ -246,7 +246,9 @@ impl Viewer {
         }
     }
 
-    async fn load(
+    /// The viewer's blocks and follows among `users`, and their reactions
+    /// among `posts`.
+    pub(crate) async fn load(
         db: &PgPool,
         viewer: Option<i64>,
         users: &[i64],
@@ -295,8 +297,9 @@ struct MyReaction {
     kind: ReactionKind,
 }
 
-/// The posts among `ids` that exist, from the cache where it has them.
-async fn cached(
+/// The posts among `ids` that exist, whatever their state, from the cache
+/// where it has them.
+pub(crate) async fn cached(
     db: &PgPool,
     caches: &Caches,
     ids: &[i64],

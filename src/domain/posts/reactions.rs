@@ -9,7 +9,11 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
-use super::visible_author;
+use std::sync::Arc;
+
+use super::{visible_author, Viewer};
+use crate::domain::accounts::users;
+use crate::domain::cache::Caches;
 use crate::domain::events::{DomainEvent, EventSink};
 use crate::domain::pagination::{paginate, Page, PageParams, TimeKey};
 use crate::domain::social::{self, PublicProfile};
@@ -185,6 +189,28 @@ pub async fn reactors_by_post(
     if post_ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let rows = reactor_rows(db, post_ids, kind, per_post).await?;
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let profiles = social::profiles(db, viewer, &ids).await?;
+    let mut by_post: HashMap<i64, Vec<PublicProfile>> = HashMap::new();
+    for (post_id, user_id) in rows {
+        if let Some(profile) = profiles.get(&user_id) {
+            by_post.entry(post_id).or_default().push(profile.clone());
+        }
+    }
+    Ok(by_post)
+}
+
+/// (post, user) for up to `per_post` reactions of `kind` on each of
+/// `post_ids`, newest first within a post.
+async fn reactor_rows(
+    db: &PgPool,
+    post_ids: &[i64],
+    kind: ReactionKind,
+    per_post: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT p.id AS "post_id!", r.user_id
            FROM unnest($1::bigint[]) AS p(id)
@@ -199,20 +225,57 @@ pub async fn reactors_by_post(
     )
     .fetch_all(db)
     .await?;
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+    Ok(rows.into_iter().map(|r| (r.post_id, r.user_id)).collect())
+}
+
+/// [`reactors_by_post`] for likes, from the read caches: who liked each
+/// post is cached per post (forgotten by every reaction on it), and the
+/// rule of `visible_users` is applied to the cached users for `viewer`.
+pub async fn likers_by_post(
+    db: &PgPool,
+    caches: &Caches,
+    viewer: i64,
+    post_ids: &[i64],
+    per_post: i64,
+) -> Result<HashMap<i64, Vec<PublicProfile>>, DomainError> {
+    let (mut lists, missed, ticket) = caches.likers.get_many(post_ids);
+    if !missed.is_empty() {
+        let mut loaded: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (post_id, user_id) in reactor_rows(db, &missed, ReactionKind::Like, per_post).await? {
+            loaded.entry(post_id).or_default().push(user_id);
+        }
+        // A post nobody liked is cached too, as an empty list.
+        let loaded: HashMap<i64, Arc<Vec<i64>>> = missed
+            .iter()
+            .map(|id| (*id, Arc::new(loaded.remove(id).unwrap_or_default())))
+            .collect();
+        caches.likers.fill(ticket, &missed, &loaded);
+        lists.extend(loaded);
+    }
+    let mut ids: Vec<i64> = lists.values().flat_map(|l| l.iter().copied()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let profiles = social::profiles(db, viewer, &ids).await?;
-    let mut by_post: HashMap<i64, Vec<PublicProfile>> = HashMap::new();
-    for row in rows {
-        if let Some(profile) = profiles.get(&row.user_id) {
-            by_post
-                .entry(row.post_id)
-                .or_default()
-                .push(profile.clone());
-        }
-    }
-    Ok(by_post)
+    let (users, me) = tokio::try_join!(
+        async {
+            users::cached(db, caches, &ids)
+                .await
+                .map_err(DomainError::from)
+        },
+        Viewer::load(db, Some(viewer), &ids, &[]),
+    )?;
+    Ok(lists
+        .into_iter()
+        .map(|(post_id, likers)| {
+            let seen = likers
+                .iter()
+                .filter_map(|id| users.get(id))
+                .filter(|u| me.sees(u))
+                .map(|u| me.profile(u))
+                .collect();
+            (post_id, seen)
+        })
+        .filter(|(_, seen): &(i64, Vec<PublicProfile>)| !seen.is_empty())
+        .collect())
 }
 
 /// Records that `viewer` saw the post; returns the number of distinct viewers.
