@@ -9,7 +9,8 @@ SERIES = {
     "feed, posts cached": ("#888", False, [297.3, 560.3, 688.5], [6.15, 16.22, 165.52]),
     "feed, ids cached too (warm)": ("#1f6fd1", False, [814.3, 1567.9, 1549.8], [3.13, 6.00, 76.14]),
     "constant 12 KB (ceiling)": ("#1f6fd1", True, [1404.1, 2600.6, 2517.9], [1.94, 4.33, 50.91]),
-    "microblog feed, 358 KB": ("#d1541f", False, [22.3, 34.5, 34.2], [66.5, 201.6, 1815.5]),
+    "microblog feed, posts cached": ("#e8a07f", False, [22.3, 34.5, 34.2], [66.5, 201.6, 1815.5]),
+    "microblog feed, candidates and likers cached": ("#d1541f", False, [52.2, 98.5, 95.6], [25.2, 74.6, 694.8]),
     "constant 358 KB (ceiling)": ("#d1541f", True, [149.2, 214.5, 241.2], [9.47, 37.8, 575.4]),
 }
 W, H, PAD = 420, 300, 50
