@@ -271,9 +271,11 @@ impl Engine {
         delivery::log::replay(&self.db, user_id, after, limit).await
     }
 
-    /// Closes every WebSocket connection with 1001 (going away), for shutdown.
+    /// Closes every WebSocket connection with 1001 (going away), for
+    /// shutdown, and tells the other nodes on the bus that this one stops.
     pub async fn shutdown(&self) {
         let _ = self.registry.send(delivery::registry::Shutdown).await;
+        self.bus.goodbye().await;
     }
 
     /// The session registry of this node.

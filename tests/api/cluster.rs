@@ -226,6 +226,18 @@ async fn events_cross_nodes_and_a_stopping_node_sends_clients_elsewhere() {
     assert_eq!(event["id"].as_i64().unwrap(), seen + 1);
     assert_eq!(event["data"]["post_id"], missed);
 
+    // B said goodbye on the bus, so A forgot it at once rather than taking
+    // its silence for a node it cannot hear (and bypassing its caches).
+    tokio::time::sleep(rookery_actors::delivery::changes::SILENT * 2).await;
+    assert!(
+        !a.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("went silent")),
+        "node A took the stopped node for a silent one"
+    );
+
     a.terminate();
     assert!(a.wait().success());
     let _ = drop_database(&base_database_url(), &db_name).await;

@@ -198,9 +198,17 @@ pub struct Bus {
     publish: Option<Publisher>,
 }
 
+/// What the publisher is asked to send.
+enum Outgoing {
+    /// An encoded batch.
+    Batch(Vec<u8>),
+    /// A clean stop: tell the other nodes, then say so.
+    Bye(tokio::sync::oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 struct Publisher {
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: mpsc::Sender<Outgoing>,
     /// A batch was dropped before it got a number: the next one skips one,
     /// so the other nodes know they missed something.
     lost: Arc<AtomicBool>,
@@ -258,6 +266,23 @@ impl Bus {
         }
     }
 
+    /// Tells the other nodes this one stops, so they forget it at once
+    /// instead of distrusting their caches until it has been silent for
+    /// [`changes::FORGET`]. Waits at most a second.
+    pub async fn goodbye(&self) {
+        let Some(publish) = &self.publish else {
+            return;
+        };
+        let (said, heard) = tokio::sync::oneshot::channel();
+        let wait = Duration::from_secs(1);
+        if tokio::time::timeout(wait, publish.queue.send(Outgoing::Bye(said)))
+            .await
+            .is_ok_and(|sent| sent.is_ok())
+        {
+            let _ = tokio::time::timeout(wait, heard).await;
+        }
+    }
+
     /// Delivers a committed batch here and announces it to the other nodes.
     pub fn deliver(&self, committed: Committed) {
         // This node's caches first, so the writer reads its own write.
@@ -275,7 +300,7 @@ impl Bus {
         if let (Some(publish), Some(batch)) = (&self.publish, published) {
             match batch.encode() {
                 Ok(body) => {
-                    if publish.queue.try_send(body).is_err() {
+                    if publish.queue.try_send(Outgoing::Batch(body)).is_err() {
                         publish.lost.store(true, Ordering::SeqCst);
                         tracing::warn!(
                             "redis publish queue full; other nodes will catch up from the log and reset their caches"
@@ -326,9 +351,10 @@ async fn publish_loop(
     client: redis::Client,
     channel: String,
     node: String,
-    mut batches: mpsc::Receiver<Vec<u8>>,
+    mut batches: mpsc::Receiver<Outgoing>,
     lost: Arc<AtomicBool>,
 ) {
+    let mut done: Option<tokio::sync::oneshot::Sender<()>> = None;
     let mut conn: Option<redis::aio::ConnectionManager> = None;
     let mut seq: u64 = 0;
     let mut beat = tokio::time::interval(changes::HEARTBEAT);
@@ -336,7 +362,11 @@ async fn publish_loop(
     loop {
         let (kind, body) = tokio::select! {
             batch = batches.recv() => match batch {
-                Some(body) => (Beat::Data, body),
+                Some(Outgoing::Batch(body)) => (Beat::Data, body),
+                Some(Outgoing::Bye(said)) => {
+                    done = Some(said);
+                    (Beat::Bye, Vec::new())
+                }
                 None => (Beat::Bye, Vec::new()),
             },
             _ = beat.tick() => (Beat::Alive, Vec::new()),
@@ -357,7 +387,6 @@ async fn publish_loop(
                     if kind == Beat::Data {
                         tracing::warn!(error = %e, "redis unavailable; live delivery to other nodes paused");
                     }
-                    continue;
                 }
             }
         }
@@ -374,6 +403,9 @@ async fn publish_loop(
             }
         }
         if kind == Beat::Bye {
+            if let Some(said) = done {
+                let _ = said.send(());
+            }
             return;
         }
     }
