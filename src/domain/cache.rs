@@ -350,10 +350,6 @@ impl Caches {
     pub fn trusted(&self) -> bool {
         self.gate.trusted.load(Ordering::SeqCst)
     }
-
-    fn forget_user(&self, user_id: i64) {
-        self.users.forget(&user_id);
-    }
 }
 
 /// What each event makes stale. Per-viewer state (a viewer's reaction,
@@ -374,22 +370,9 @@ fn touched(event: &DomainEvent) -> (Vec<i64>, Vec<i64>) {
         E::ContentModerated {
             post_id, author_id, ..
         } => (vec![*post_id], vec![*author_id]),
-        E::Followed {
-            follower_id,
-            followee_id,
+        E::Followed { .. } | E::Unfollowed { .. } | E::Blocked { .. } | E::Unblocked { .. } => {
+            (vec![], pair(event))
         }
-        | E::Unfollowed {
-            follower_id,
-            followee_id,
-        } => (vec![], vec![*follower_id, *followee_id]),
-        E::Blocked {
-            blocker_id,
-            blocked_id,
-        }
-        | E::Unblocked {
-            blocker_id,
-            blocked_id,
-        } => (vec![], vec![*blocker_id, *blocked_id]),
         E::ProfileEdited { user_id } => (vec![], vec![*user_id]),
         E::CredentialsRevoked { user_id, .. } => (vec![], vec![*user_id]),
         E::CommentEdited { .. }
@@ -397,6 +380,31 @@ fn touched(event: &DomainEvent) -> (Vec<i64>, Vec<i64>) {
         | E::FanOut { .. }
         | E::TimelineWrite { .. }
         | E::NotificationsRead { .. } => (vec![], vec![]),
+    }
+}
+
+/// The two users a follow, an unfollow, a block or an unblock is between
+/// (no one for other events).
+fn pair(event: &DomainEvent) -> Vec<i64> {
+    use DomainEvent as E;
+    match *event {
+        E::Followed {
+            follower_id,
+            followee_id,
+        }
+        | E::Unfollowed {
+            follower_id,
+            followee_id,
+        } => vec![follower_id, followee_id],
+        E::Blocked {
+            blocker_id,
+            blocked_id,
+        }
+        | E::Unblocked {
+            blocker_id,
+            blocked_id,
+        } => vec![blocker_id, blocked_id],
+        _ => Vec::new(),
     }
 }
 
@@ -414,23 +422,7 @@ fn timelines_touched(event: &DomainEvent) -> (Option<i64>, Vec<i64>) {
             user_id,
             api_key_id: None,
         } => (Some(*user_id), vec![]),
-        E::Followed {
-            follower_id,
-            followee_id,
-        }
-        | E::Unfollowed {
-            follower_id,
-            followee_id,
-        } => (None, vec![*follower_id, *followee_id]),
-        E::Blocked {
-            blocker_id,
-            blocked_id,
-        }
-        | E::Unblocked {
-            blocker_id,
-            blocked_id,
-        } => (None, vec![*blocker_id, *blocked_id]),
-        _ => (None, vec![]),
+        _ => (None, pair(event)),
     }
 }
 
@@ -452,7 +444,7 @@ impl ChangeListener for Caches {
                 self.likers.forget(&id);
             }
             for id in users {
-                self.forget_user(id);
+                self.users.forget(&id);
             }
             if let DomainEvent::CredentialsRevoked {
                 user_id,
